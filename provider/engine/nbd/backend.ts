@@ -1,0 +1,68 @@
+/**
+ * What the NBD server serves: a set of named exports, each with a TLS-PSK identity and key.
+ * The server knows nothing else about the engine; `engine-backend.ts` adapts the engine to
+ * this interface and `memory-backend.ts` is an in-memory one for protocol tests.
+ */
+import * as fs from "node:fs";
+
+export interface ExportInfo {
+  /** Export name clients ask for (an attachment id for the engine). */
+  name: string;
+  /** Size in bytes the client sees. */
+  size: number;
+  /** The only TLS-PSK identity allowed to open this export. */
+  pskIdentity: string;
+  /** Free text shown by NBD_OPT_LIST / NBD_INFO_DESCRIPTION. */
+  description?: string;
+}
+
+export interface ExportBackend {
+  /** Current exports. Called on every poll; must be cheap. */
+  list(): ExportInfo[];
+  /** The PSK for an identity, or null when the identity is unknown (handshake fails). */
+  pskKey(identity: string): Buffer | null;
+  read(name: string, offset: number, length: number): Buffer;
+  write(name: string, offset: number, data: Buffer): void;
+  writeZeroes(name: string, offset: number, length: number): void;
+  trim(name: string, offset: number, length: number): void;
+  /** Durable against power loss when it returns. */
+  flush(name: string): void;
+  /** Called when the last client connection closes: drop cached key material. */
+  release?(): void;
+  /** Called once when the server shuts down. */
+  close?(): void;
+}
+
+/** Parse a psktool key file (`identity:hexkey` lines) and return the key for `identity`. */
+export function parsePskFile(text: string, identity: string): Buffer | null {
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const colon = line.lastIndexOf(":");
+    if (colon <= 0) continue;
+    if (line.slice(0, colon) !== identity) continue;
+    const hex = line.slice(colon + 1);
+    if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length % 2 !== 0) return null;
+    return Buffer.from(hex, "hex");
+  }
+  return null;
+}
+
+/** Read the key for `identity` from a psktool key file; null if missing or unreadable. */
+export function readPskFile(file: string, identity: string): Buffer | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return null;
+  }
+  return parsePskFile(text, identity);
+}
+
+/** Write a psktool key file (`identity:hexkey`) with mode 0600. */
+export function writePskFile(file: string, identity: string, key: Buffer): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${identity}:${key.toString("hex")}\n`, { mode: 0o600 });
+  fs.chmodSync(tmp, 0o600);
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,6 @@
+/** NBD server for attachments (W2: TLS-PSK required on every export). */
+export * from "./backend";
+export { MemoryBackend } from "./memory-backend";
+export { EngineBackend } from "./engine-backend";
+export { NbdServer, NbdServerOptions, DEFAULT_CIPHERS } from "./server";
+export * as protocol from "./protocol";

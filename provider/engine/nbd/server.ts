@@ -1,0 +1,722 @@
+/**
+ * An NBD server (fixed newstyle negotiation, simple replies) with TLS required on every
+ * export (W2): TLS-PSK where the PSK identity selects the one export the client may open.
+ *
+ * Negotiation (FORCEDTLS mode): before STARTTLS every option except STARTTLS and ABORT gets
+ * NBD_REP_ERR_TLS_REQD, and NBD_OPT_EXPORT_NAME (which cannot be errored) ends the session.
+ * After TLS: EXPORT_NAME, GO, INFO (export size + flags, block sizes), LIST, ABORT.
+ * Transmission: READ, WRITE, FLUSH, TRIM, WRITE_ZEROES, DISC; FUA means flush before the reply.
+ *
+ * The backend is synchronous (the engine is), so each connection handles one request at a
+ * time, in order; while a request runs, further requests queue in the socket and the reader
+ * pauses the socket past a high-water mark, and the loop waits for 'drain' when replies back
+ * up (backpressure both ways).
+ */
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { Duplex } from "node:stream";
+import { ExportBackend, ExportInfo } from "./backend";
+import * as P from "./protocol";
+
+export interface NbdServerOptions {
+  backend: ExportBackend;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 10809; 0 picks a free port (see `address()`). */
+  port?: number;
+  /** How often to re-read the backend's export list, in ms; 0 disables polling. Default 250. */
+  pollIntervalMs?: number;
+  /** One line per event. Default: stdout. */
+  log?: (line: string) => void;
+  /** OpenSSL cipher list (TLS 1.2 PSK suites and TLS 1.3 suites). */
+  ciphers?: string;
+}
+
+/**
+ * TLS 1.3 with an external PSK through OpenSSL's PSK callback needs a SHA-256 suite; GnuTLS
+ * clients (libnbd, qemu) negotiate TLS 1.3 with TLS_AES_128_GCM_SHA256 or, for TLS 1.2, one of
+ * the (EC)DHE-PSK / PSK suites below.
+ */
+export const DEFAULT_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-PSK-CHACHA20-POLY1305",
+  "DHE-PSK-AES256-GCM-SHA384",
+  "DHE-PSK-AES128-GCM-SHA256",
+  "DHE-PSK-CHACHA20-POLY1305",
+  "PSK-AES256-GCM-SHA384",
+  "PSK-AES128-GCM-SHA256",
+  "PSK-CHACHA20-POLY1305",
+  "ECDHE-PSK-AES256-CBC-SHA384",
+  "ECDHE-PSK-AES128-CBC-SHA256",
+].join(":");
+
+const TRANSMISSION_FLAGS =
+  P.NBD_FLAG_HAS_FLAGS |
+  P.NBD_FLAG_SEND_FLUSH |
+  P.NBD_FLAG_SEND_FUA |
+  P.NBD_FLAG_SEND_TRIM |
+  P.NBD_FLAG_SEND_WRITE_ZEROES |
+  // One process serves all connections through one engine; FLUSH makes every completed write durable.
+  P.NBD_FLAG_CAN_MULTI_CONN;
+
+/** Input buffered per connection before the socket is paused. */
+const READ_HIGH_WATER = 8 * 1024 * 1024;
+/** How long a client may take to negotiate before it is dropped. */
+const NEGOTIATION_TIMEOUT_MS = 30_000;
+
+class Disconnect extends Error {}
+
+/** Pulls exact byte counts from a stream; pauses the stream when too much is buffered. */
+class Reader {
+  private chunks: Buffer[] = [];
+  private avail = 0;
+  private waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+  private paused = false;
+  private readonly onData = (chunk: Buffer): void => {
+    this.chunks.push(chunk);
+    this.avail += chunk.length;
+    const w = this.waiter;
+    if (w && this.avail >= w.n) {
+      this.waiter = null;
+      w.resolve(this.take(w.n));
+    }
+    this.maybePause();
+  };
+  private readonly onEnd = (): void => this.fail(new Disconnect("client closed the connection"));
+  private readonly onError = (e: Error): void => this.fail(e);
+
+  constructor(private readonly stream: Duplex) {
+    stream.on("data", this.onData);
+    stream.on("end", this.onEnd);
+    stream.on("close", this.onEnd);
+    stream.on("error", this.onError);
+  }
+
+  get buffered(): number {
+    return this.avail;
+  }
+
+  read(n: number): Promise<Buffer> {
+    if (this.avail >= n) return Promise.resolve(this.take(n));
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiter = { n, resolve, reject };
+      if (this.paused) {
+        this.paused = false;
+        this.stream.resume();
+      }
+    });
+  }
+
+  /** Stop reading (for the STARTTLS upgrade); returns bytes already buffered. */
+  detach(): Buffer {
+    this.stream.pause();
+    this.stream.off("data", this.onData);
+    this.stream.off("end", this.onEnd);
+    this.stream.off("close", this.onEnd);
+    this.stream.off("error", this.onError);
+    const rest = Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.avail = 0;
+    return rest;
+  }
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    const w = this.waiter;
+    if (w) {
+      this.waiter = null;
+      w.reject(this.failure);
+    }
+  }
+
+  private maybePause(): void {
+    if (!this.paused && this.avail >= READ_HIGH_WATER && (!this.waiter || this.waiter.n <= this.avail)) {
+      this.paused = true;
+      this.stream.pause();
+    }
+  }
+
+  private take(n: number): Buffer {
+    let out: Buffer;
+    if (n === 0) out = Buffer.alloc(0);
+    else if (this.chunks[0].length >= n) {
+      const c = this.chunks[0];
+      out = c.subarray(0, n);
+      if (c.length === n) this.chunks.shift();
+      else this.chunks[0] = c.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[0];
+        const k = Math.min(c.length, n - filled);
+        c.copy(out, filled, 0, k);
+        filled += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.avail -= n;
+    if (this.paused && this.avail < READ_HIGH_WATER) {
+      this.paused = false;
+      this.stream.resume();
+    }
+    return out;
+  }
+}
+
+let connectionSeq = 0;
+
+class Connection {
+  readonly id = ++connectionSeq;
+  private stream: Duplex;
+  private reader: Reader;
+  private tlsDone = false;
+  /** PSK identity the client authenticated with. */
+  identity: string | null = null;
+  /** Export in use once in transmission. */
+  exportName: string | null = null;
+  private noZeroes = false;
+  private closed = false;
+  private readonly peer: string;
+  private negotiationTimer: NodeJS.Timeout | null = null;
+  private requests = 0;
+
+  constructor(private readonly server: NbdServer, private readonly raw: net.Socket) {
+    this.peer = `${raw.remoteAddress}:${raw.remotePort}`;
+    raw.setNoDelay(true);
+    this.stream = raw;
+    this.reader = new Reader(raw);
+    // Errors surface through the reader; keep unhandled 'error' events from crashing the process.
+    raw.on("error", () => undefined);
+  }
+
+  private log(msg: string): void {
+    this.server.log(`client #${this.id} (${this.peer}): ${msg}`);
+  }
+
+  async run(): Promise<void> {
+    this.log("connected");
+    this.negotiationTimer = setTimeout(() => this.close("negotiation timed out"), NEGOTIATION_TIMEOUT_MS);
+    this.negotiationTimer.unref();
+    try {
+      const proceed = await this.negotiate();
+      if (this.negotiationTimer) clearTimeout(this.negotiationTimer);
+      if (proceed) await this.transmit();
+      this.close();
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      this.close(e instanceof Disconnect ? msg : `error: ${msg}`);
+    }
+  }
+
+  /** Close the connection (hard disconnect if data is still flowing). */
+  close(reason?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.negotiationTimer) clearTimeout(this.negotiationTimer);
+    this.log(`closed${reason ? `: ${reason}` : ""}${this.exportName ? ` (export ${this.exportName}, ${this.requests} requests)` : ""}`);
+    const s = this.stream;
+    s.end();
+    const t = setTimeout(() => {
+      s.destroy();
+      this.raw.destroy();
+    }, 2000);
+    t.unref();
+    s.once("close", () => clearTimeout(t));
+    this.server.connectionClosed(this);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private write(buf: Buffer): void {
+    if (!this.closed) this.stream.write(buf);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.closed || !this.stream.writableNeedDrain) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.stream.off("drain", done);
+        this.stream.off("close", done);
+        resolve();
+      };
+      this.stream.on("drain", done);
+      this.stream.on("close", done);
+    });
+  }
+
+  private optReply(option: number, type: number, data?: Buffer): void {
+    const h = Buffer.allocUnsafe(20);
+    h.writeBigUInt64BE(P.OPTION_REPLY_MAGIC, 0);
+    h.writeUInt32BE(option, 8);
+    h.writeUInt32BE(type >>> 0, 12);
+    h.writeUInt32BE(data ? data.length : 0, 16);
+    this.write(data && data.length ? Buffer.concat([h, data]) : h);
+  }
+
+  private optError(option: number, type: number, message: string): void {
+    this.optReply(option, type, Buffer.from(message, "utf8"));
+  }
+
+  // ---- negotiation ----
+
+  /** Returns true when the client entered transmission on `this.exportName`. */
+  private async negotiate(): Promise<boolean> {
+    const hello = Buffer.allocUnsafe(18);
+    hello.writeBigUInt64BE(P.NBDMAGIC, 0);
+    hello.writeBigUInt64BE(P.IHAVEOPT, 8);
+    hello.writeUInt16BE(P.NBD_FLAG_FIXED_NEWSTYLE | P.NBD_FLAG_NO_ZEROES, 16);
+    this.write(hello);
+    const cflags = (await this.reader.read(4)).readUInt32BE(0);
+    if (cflags & ~(P.NBD_FLAG_C_FIXED_NEWSTYLE | P.NBD_FLAG_C_NO_ZEROES)) throw new Disconnect(`refused: unknown client flags 0x${cflags.toString(16)}`);
+    if (!(cflags & P.NBD_FLAG_C_FIXED_NEWSTYLE)) throw new Disconnect("refused: client does not speak fixed newstyle, so it cannot start TLS (TLS is required)");
+    this.noZeroes = (cflags & P.NBD_FLAG_C_NO_ZEROES) !== 0;
+
+    for (;;) {
+      const h = await this.reader.read(16);
+      if (h.readBigUInt64BE(0) !== P.IHAVEOPT) throw new Disconnect("refused: bad option magic");
+      const option = h.readUInt32BE(8);
+      const length = h.readUInt32BE(12);
+      if (length > P.MAX_OPTION_LENGTH) throw new Disconnect(`refused: option ${P.optionName(option)} with ${length} bytes of data`);
+      const data = await this.reader.read(length);
+
+      if (option === P.NBD_OPT_ABORT) {
+        this.optReply(option, P.NBD_REP_ACK);
+        this.log("client aborted negotiation");
+        return false;
+      }
+      if (!this.tlsDone) {
+        if (option === P.NBD_OPT_STARTTLS) {
+          if (length !== 0) {
+            this.optError(option, P.NBD_REP_ERR_INVALID, "STARTTLS takes no data");
+            continue;
+          }
+          this.optReply(option, P.NBD_REP_ACK);
+          await this.startTls();
+          continue;
+        }
+        if (option === P.NBD_OPT_EXPORT_NAME) throw new Disconnect("refused: plaintext client asked for an export; TLS is required (W2)");
+        this.log(`refused ${P.optionName(option)} before TLS`);
+        this.optError(option, P.NBD_REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS and authenticate with the attachment's PSK");
+        continue;
+      }
+
+      switch (option) {
+        case P.NBD_OPT_STARTTLS:
+          this.optError(option, P.NBD_REP_ERR_INVALID, "TLS is already active");
+          break;
+        case P.NBD_OPT_LIST: {
+          if (length !== 0) {
+            this.optError(option, P.NBD_REP_ERR_INVALID, "LIST takes no data");
+            break;
+          }
+          for (const e of this.server.exportList()) {
+            if (e.pskIdentity !== this.identity) continue; // only the export this key opens
+            const name = Buffer.from(e.name, "utf8");
+            const desc = Buffer.from(e.description ?? "", "utf8");
+            const b = Buffer.allocUnsafe(4 + name.length + desc.length);
+            b.writeUInt32BE(name.length, 0);
+            name.copy(b, 4);
+            desc.copy(b, 4 + name.length);
+            this.optReply(option, P.NBD_REP_SERVER, b);
+          }
+          this.optReply(option, P.NBD_REP_ACK);
+          break;
+        }
+        case P.NBD_OPT_EXPORT_NAME: {
+          const name = data.toString("utf8");
+          const e = this.resolveExport(name);
+          if (typeof e === "string") throw new Disconnect(`refused EXPORT_NAME ${JSON.stringify(name)}: ${e}`);
+          const b = Buffer.alloc(this.noZeroes ? 10 : 134);
+          b.writeBigUInt64BE(BigInt(e.size), 0);
+          b.writeUInt16BE(TRANSMISSION_FLAGS, 8);
+          this.write(b);
+          this.enter(e);
+          return true;
+        }
+        case P.NBD_OPT_INFO:
+        case P.NBD_OPT_GO: {
+          if (length < 6) {
+            this.optError(option, P.NBD_REP_ERR_INVALID, "malformed request");
+            break;
+          }
+          const nameLen = data.readUInt32BE(0);
+          if (nameLen > length - 6) {
+            this.optError(option, P.NBD_REP_ERR_INVALID, "malformed request: name length");
+            break;
+          }
+          const name = data.subarray(4, 4 + nameLen).toString("utf8");
+          const nReq = data.readUInt16BE(4 + nameLen);
+          if (length !== 4 + nameLen + 2 + 2 * nReq) {
+            this.optError(option, P.NBD_REP_ERR_INVALID, "malformed request: information request count");
+            break;
+          }
+          const requested = new Set<number>();
+          for (let i = 0; i < nReq; i++) requested.add(data.readUInt16BE(6 + nameLen + 2 * i));
+          const e = this.resolveExport(name);
+          if (typeof e === "string") {
+            this.log(`refused ${P.optionName(option)} ${JSON.stringify(name)}: ${e}`);
+            this.optError(option, e.startsWith("no export") ? P.NBD_REP_ERR_UNKNOWN : P.NBD_REP_ERR_POLICY, e);
+            break;
+          }
+          const ex = Buffer.allocUnsafe(12);
+          ex.writeUInt16BE(P.NBD_INFO_EXPORT, 0);
+          ex.writeBigUInt64BE(BigInt(e.size), 2);
+          ex.writeUInt16BE(TRANSMISSION_FLAGS, 10);
+          this.optReply(option, P.NBD_REP_INFO, ex);
+          if (requested.has(P.NBD_INFO_NAME)) {
+            const n = Buffer.from(e.name, "utf8");
+            const b = Buffer.allocUnsafe(2 + n.length);
+            b.writeUInt16BE(P.NBD_INFO_NAME, 0);
+            n.copy(b, 2);
+            this.optReply(option, P.NBD_REP_INFO, b);
+          }
+          if (requested.has(P.NBD_INFO_DESCRIPTION) && e.description) {
+            const d = Buffer.from(e.description, "utf8");
+            const b = Buffer.allocUnsafe(2 + d.length);
+            b.writeUInt16BE(P.NBD_INFO_DESCRIPTION, 0);
+            d.copy(b, 2);
+            this.optReply(option, P.NBD_REP_INFO, b);
+          }
+          const bs = Buffer.allocUnsafe(14);
+          bs.writeUInt16BE(P.NBD_INFO_BLOCK_SIZE, 0);
+          bs.writeUInt32BE(P.MIN_BLOCK_SIZE, 2);
+          bs.writeUInt32BE(P.PREFERRED_BLOCK_SIZE, 6);
+          bs.writeUInt32BE(P.MAX_PAYLOAD, 10);
+          this.optReply(option, P.NBD_REP_INFO, bs);
+          this.optReply(option, P.NBD_REP_ACK);
+          if (option === P.NBD_OPT_GO) {
+            this.enter(e);
+            return true;
+          }
+          break;
+        }
+        default:
+          // STRUCTURED_REPLY, META_CONTEXT, EXTENDED_HEADERS and unknown options.
+          this.optError(option, P.NBD_REP_ERR_UNSUP, `option ${P.optionName(option)} is not supported`);
+      }
+    }
+  }
+
+  /** The export `name` if this client's PSK identity may open it, else why not. Empty name: the identity's own export. */
+  private resolveExport(name: string): ExportInfo | string {
+    const wanted = name === "" ? this.identity ?? "" : name;
+    const e = this.server.findExport(wanted);
+    if (!e) return `no export named ${JSON.stringify(wanted)} (detached or never attached)`;
+    if (e.pskIdentity !== this.identity) return `PSK identity ${JSON.stringify(this.identity)} may not open export ${JSON.stringify(e.name)}`;
+    return e;
+  }
+
+  private enter(e: ExportInfo): void {
+    this.exportName = e.name;
+    this.log(`export ${e.name} opened (${e.size} bytes)`);
+  }
+
+  private async startTls(): Promise<void> {
+    const rest = this.reader.detach();
+    if (rest.length) throw new Disconnect("refused: client sent data before the TLS handshake");
+    const sock = new tls.TLSSocket(this.raw, {
+      isServer: true,
+      secureContext: this.server.secureContext,
+      pskCallback: (_socket: tls.TLSSocket, identity: string): Buffer | null => {
+        try {
+          if (!this.server.findExportByIdentity(identity)) {
+            this.log(`TLS refused: unknown PSK identity ${JSON.stringify(identity)}`);
+            return null;
+          }
+          const key = this.server.backend.pskKey(identity);
+          if (!key) {
+            this.log(`TLS refused: no key for PSK identity ${JSON.stringify(identity)}`);
+            return null;
+          }
+          this.identity = identity;
+          return key;
+        } catch (e) {
+          this.log(`TLS refused: key lookup failed: ${e instanceof Error ? e.message : String(e)}`);
+          return null;
+        }
+      },
+    } as tls.TLSSocketOptions);
+    sock.on("error", () => undefined);
+    this.stream = sock;
+    this.reader = new Reader(sock);
+    await new Promise<void>((resolve, reject) => {
+      const onSecure = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onFail = (err?: Error): void => {
+        cleanup();
+        reject(new Disconnect(`TLS handshake failed${err && err.message ? `: ${err.message}` : ""} (wrong or missing PSK?)`));
+      };
+      const cleanup = (): void => {
+        sock.off("secure", onSecure);
+        sock.off("error", onFail);
+        sock.off("close", onFail);
+      };
+      sock.on("secure", onSecure);
+      sock.on("error", onFail);
+      sock.on("close", onFail);
+    });
+    if (!this.identity) throw new Disconnect("TLS established without a PSK identity");
+    this.tlsDone = true;
+    this.log(`TLS ${sock.getProtocol()} ${sock.getCipher()?.name ?? "?"} as ${this.identity}`);
+  }
+
+  // ---- transmission ----
+
+  private reply(handle: Buffer, error: number, data?: Buffer): void {
+    if (data && data.length) {
+      const b = Buffer.allocUnsafe(16 + data.length);
+      b.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0);
+      b.writeUInt32BE(error, 4);
+      handle.copy(b, 8);
+      data.copy(b, 16);
+      this.write(b);
+    } else {
+      const b = Buffer.allocUnsafe(16);
+      b.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0);
+      b.writeUInt32BE(error, 4);
+      handle.copy(b, 8);
+      this.write(b);
+    }
+  }
+
+  private async transmit(): Promise<void> {
+    const name = this.exportName as string;
+    for (;;) {
+      if (this.closed) return;
+      const h = await this.reader.read(28);
+      const magic = h.readUInt32BE(0);
+      if (magic !== P.REQUEST_MAGIC) throw new Disconnect(`bad request magic 0x${magic.toString(16)}`);
+      const flags = h.readUInt16BE(4);
+      const type = h.readUInt16BE(6);
+      const handle = Buffer.from(h.subarray(8, 16));
+      const offBig = h.readBigUInt64BE(16);
+      const length = h.readUInt32BE(24);
+      let payload: Buffer | undefined;
+      if (type === P.NBD_CMD_WRITE) {
+        // The payload cannot be skipped safely past the advertised maximum: hard disconnect.
+        if (length > P.MAX_PAYLOAD) throw new Disconnect(`WRITE of ${length} bytes exceeds the maximum payload ${P.MAX_PAYLOAD}`);
+        payload = await this.reader.read(length);
+      }
+      if (type === P.NBD_CMD_DISC) {
+        this.log("client disconnected (NBD_CMD_DISC)");
+        return;
+      }
+      if (this.closed) return;
+      this.requests++;
+      const e = this.server.findExport(name);
+      if (!e) {
+        this.reply(handle, P.NBD_ESHUTDOWN);
+        throw new Disconnect(`export ${name} is gone (detached)`);
+      }
+      const error = this.execute(e, type, flags, offBig, length, payload, handle);
+      if (error !== 0) this.reply(handle, error);
+      if (this.stream.writableNeedDrain) await this.drain();
+    }
+  }
+
+  /** Runs one request; sends the reply itself on success of READ, returns the error otherwise (0: reply sent). */
+  private execute(e: ExportInfo, type: number, flags: number, offBig: bigint, length: number, payload: Buffer | undefined, handle: Buffer): number {
+    const size = BigInt(e.size);
+    const inRange = offBig + BigInt(length) <= size;
+    const offset = Number(offBig);
+    const fua = (flags & P.NBD_CMD_FLAG_FUA) !== 0;
+    const be = this.server.backend;
+    const bad = (allowed: number): boolean => (flags & ~allowed) !== 0;
+    try {
+      switch (type) {
+        case P.NBD_CMD_READ:
+          if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
+          if (length > P.MAX_PAYLOAD) return P.NBD_EINVAL;
+          if (!inRange) return P.NBD_EINVAL;
+          this.reply(handle, 0, length ? be.read(e.name, offset, length) : undefined);
+          return 0;
+        case P.NBD_CMD_WRITE:
+          if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
+          if (!inRange) return P.NBD_ENOSPC;
+          if (length) be.write(e.name, offset, payload as Buffer);
+          if (fua) be.flush(e.name);
+          break;
+        case P.NBD_CMD_FLUSH:
+          if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
+          if (offBig !== 0n || length !== 0) return P.NBD_EINVAL;
+          be.flush(e.name);
+          break;
+        case P.NBD_CMD_TRIM:
+          if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
+          if (!inRange) return P.NBD_EINVAL;
+          if (length) be.trim(e.name, offset, length);
+          if (fua) be.flush(e.name);
+          break;
+        case P.NBD_CMD_WRITE_ZEROES:
+          // NO_HOLE: the zeros must stay allocated; reading back zeros is all a client can observe, so plain write-zeroes is fine.
+          if (bad(P.NBD_CMD_FLAG_FUA | P.NBD_CMD_FLAG_NO_HOLE)) return P.NBD_EINVAL;
+          if (!inRange) return P.NBD_ENOSPC;
+          if (length) be.writeZeroes(e.name, offset, length);
+          if (fua) be.flush(e.name);
+          break;
+        default:
+          // CACHE, BLOCK_STATUS (not negotiated) and unknown commands.
+          return P.NBD_EINVAL;
+      }
+    } catch (err) {
+      const code = (err as { code?: unknown })?.code;
+      const msg = err instanceof Error ? err.message : String(err);
+      this.log(`request type ${type} at ${offset}+${length} failed: ${typeof code === "string" ? code : "error"}: ${msg}`);
+      if (code === "InvalidParameterValue.OutOfRange") return type === P.NBD_CMD_WRITE || type === P.NBD_CMD_WRITE_ZEROES ? P.NBD_ENOSPC : P.NBD_EINVAL;
+      if (code === "InvalidAttachmentId.NotFound" || code === "ResourceUnavailable.NotAttached") return P.NBD_ESHUTDOWN;
+      return P.NBD_EIO;
+    }
+    this.reply(handle, 0);
+    return 0;
+  }
+}
+
+export class NbdServer {
+  readonly backend: ExportBackend;
+  readonly secureContext: tls.SecureContext;
+  private readonly opts: NbdServerOptions;
+  private readonly server: net.Server;
+  private exports = new Map<string, ExportInfo>();
+  private readonly connections = new Set<Connection>();
+  private poll: NodeJS.Timeout | null = null;
+  private listError: string | null = null;
+  private closing = false;
+  private readonly logLine: (line: string) => void;
+
+  constructor(opts: NbdServerOptions) {
+    this.opts = opts;
+    this.backend = opts.backend;
+    this.logLine = opts.log ?? ((line) => process.stdout.write(`${line}\n`));
+    this.secureContext = tls.createSecureContext({
+      minVersion: "TLSv1.2",
+      ciphers: opts.ciphers ?? DEFAULT_CIPHERS,
+      dhparam: "auto",
+    } as tls.SecureContextOptions);
+    this.server = net.createServer((socket) => this.accept(socket));
+    this.server.on("error", (e) => this.log(`server error: ${e.message}`));
+  }
+
+  log(line: string): void {
+    this.logLine(`nbd: ${line}`);
+  }
+
+  /** Start listening; resolves with the bound address. */
+  async listen(): Promise<{ host: string; port: number }> {
+    this.refresh();
+    const host = this.opts.host ?? "127.0.0.1";
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error): void => reject(e);
+      this.server.once("error", onErr);
+      this.server.listen(this.opts.port ?? 10809, host, () => {
+        this.server.off("error", onErr);
+        resolve();
+      });
+    });
+    const a = this.address();
+    this.log(`listening on ${a.host}:${a.port} (TLS-PSK required, ${this.exports.size} export(s))`);
+    const every = this.opts.pollIntervalMs ?? 250;
+    if (every > 0) {
+      this.poll = setInterval(() => this.refresh(), every);
+      this.poll.unref();
+    }
+    return a;
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.server.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  exportList(): ExportInfo[] {
+    return [...this.exports.values()];
+  }
+
+  findExport(name: string): ExportInfo | undefined {
+    return this.exports.get(name);
+  }
+
+  findExportByIdentity(identity: string): ExportInfo | undefined {
+    for (const e of this.exports.values()) if (e.pskIdentity === identity) return e;
+    return undefined;
+  }
+
+  /** Re-read the backend's exports: new ones are served, removed ones closed with their connections. */
+  refresh(): void {
+    if (this.closing) return;
+    let list: ExportInfo[];
+    try {
+      list = this.backend.list();
+      if (this.listError) this.log("export list readable again");
+      this.listError = null;
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (this.listError !== msg) this.log(`cannot list exports (keeping the current ones): ${msg}`);
+      this.listError = msg;
+      return;
+    }
+    const next = new Map(list.map((e) => [e.name, e]));
+    for (const [name, old] of this.exports) {
+      const now = next.get(name);
+      if (!now) {
+        this.log(`export ${name} removed (detached)`);
+        for (const c of this.connections) if (c.exportName === name || (c.exportName === null && c.identity === old.pskIdentity)) c.close(`export ${name} was detached`);
+      } else if (now.size !== old.size || now.pskIdentity !== old.pskIdentity) {
+        this.log(`export ${name} changed (${old.size} -> ${now.size} bytes)`);
+        for (const c of this.connections) if (c.exportName === name) c.close(`export ${name} changed`);
+      }
+    }
+    for (const [name, e] of next) if (!this.exports.has(name)) this.log(`export ${name} added (${e.size} bytes)`);
+    this.exports = next;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const c = new Connection(this, socket);
+    this.connections.add(c);
+    void c.run();
+  }
+
+  connectionClosed(c: Connection): void {
+    if (!this.connections.delete(c)) return;
+    if (this.connections.size === 0 && this.backend.release) {
+      try {
+        this.backend.release();
+      } catch (e) {
+        this.log(`releasing keys failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Stop accepting, close every connection, release keys and close the backend. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.poll) clearInterval(this.poll);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of [...this.connections]) c.close("server shutting down");
+    await closed;
+    try {
+      this.backend.release?.();
+      this.backend.close?.();
+    } catch (e) {
+      this.log(`backend close failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.log("stopped");
+  }
+}
