@@ -1,0 +1,352 @@
+/**
+ * The block store: disk and snapshot contents as 64 KiB units in one sparse block file per
+ * lineage (the disk a chain of snapshots and clones started from), with the block map in
+ * SQLite.
+ *
+ * Invariants:
+ * - A slot of a block file is either named by at least one `units` row or listed in
+ *   `free_slots`, never both; slots >= `lineages.next_slot` were never handed out.
+ * - A slot named by a committed row is never overwritten: every write goes to a fresh slot and
+ *   the map flips to it in the same transaction that frees the old one (copy-on-write). A
+ *   process killed mid-write therefore leaves the old data readable, never a torn unit.
+ * - Slots freed by a transaction are not reused by that same transaction.
+ * - Encrypted units are AES-256-GCM under the lineage's working key with a fresh random
+ *   96-bit nonce per write; nonce and tag live in the map; the AAD binds lineage and unit
+ *   index, so a unit cannot be moved to another place or disk unnoticed.
+ * - Unwritten units and units written as all zeros have no row and read as zeros with no
+ *   cipher work.
+ */
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { EngineError, ErrorCodes } from "../errors";
+import type { Db } from "../store/db";
+
+/** Size of one data unit: the cipher and allocation granularity. */
+export const UNIT = 64 * 1024;
+const ZERO_UNIT = Buffer.alloc(UNIT);
+/** Longest run of units read or written with one system call. */
+const MAX_RUN = 64;
+
+interface UnitRow {
+  idx: number;
+  slot: number;
+  nonce: Buffer | null;
+  tag: Buffer | null;
+}
+
+/** A unit ready to be stored: ciphertext (or plaintext for plain disks), or null for a hole. */
+interface SealedUnit {
+  idx: number;
+  data: Buffer | null;
+  nonce: Buffer | null;
+  tag: Buffer | null;
+}
+
+export interface Owner {
+  /** disk or snapshot id */
+  ownerId: string;
+  lineageId: string;
+  /** The lineage's working key, or null for a plain disk. */
+  key: Buffer | null;
+}
+
+function aad(lineageId: string, idx: number): Buffer {
+  return Buffer.from(`${lineageId}:${idx}`, "utf8");
+}
+
+export class BlockStore {
+  private readonly fds = new Map<string, number>();
+  private readonly dirty = new Set<string>();
+  private readonly st;
+
+  constructor(
+    private readonly db: Db,
+    readonly dir: string,
+  ) {
+    fs.mkdirSync(path.join(dir, "blocks"), { recursive: true, mode: 0o700 });
+    this.st = {
+      range: db.prepare("SELECT idx, slot, nonce, tag FROM units WHERE owner_id = ? AND idx BETWEEN ? AND ? ORDER BY idx"),
+      row: db.prepare("SELECT idx, slot, nonce, tag FROM units WHERE owner_id = ? AND idx = ?"),
+      upsert: db.prepare(
+        "INSERT INTO units (owner_id, idx, lineage_id, slot, nonce, tag) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, idx) DO UPDATE SET lineage_id = excluded.lineage_id, slot = excluded.slot, nonce = excluded.nonce, tag = excluded.tag",
+      ),
+      del: db.prepare("DELETE FROM units WHERE owner_id = ? AND idx = ?"),
+      referenced: db.prepare("SELECT 1 FROM units WHERE lineage_id = ? AND slot = ? LIMIT 1"),
+      free: db.prepare("INSERT OR IGNORE INTO free_slots (lineage_id, slot) VALUES (?, ?)"),
+      takeFree: db.prepare("SELECT slot FROM free_slots WHERE lineage_id = ? ORDER BY slot LIMIT ?"),
+      unfree: db.prepare("DELETE FROM free_slots WHERE lineage_id = ? AND slot = ?"),
+      bump: db.prepare("UPDATE lineages SET next_slot = next_slot + ? WHERE lineage_id = ? RETURNING next_slot"),
+      copyMap: db.prepare("INSERT INTO units (owner_id, idx, lineage_id, slot, nonce, tag) SELECT ?, idx, lineage_id, slot, nonce, tag FROM units WHERE owner_id = ?"),
+      freeOwner: db.prepare(
+        "INSERT OR IGNORE INTO free_slots (lineage_id, slot) SELECT u.lineage_id, u.slot FROM units u WHERE u.owner_id = ? AND NOT EXISTS (SELECT 1 FROM units v WHERE v.lineage_id = u.lineage_id AND v.slot = u.slot AND v.owner_id <> u.owner_id)",
+      ),
+      dropOwner: db.prepare("DELETE FROM units WHERE owner_id = ?"),
+      count: db.prepare("SELECT COUNT(*) AS n FROM units WHERE owner_id = ?"),
+      batch: db.prepare("SELECT idx, slot, nonce, tag FROM units WHERE owner_id = ? AND idx > ? ORDER BY idx LIMIT ?"),
+    };
+  }
+
+  blockFile(lineageId: string): string {
+    return path.join(this.dir, "blocks", `${lineageId}.dat`);
+  }
+
+  private fd(lineageId: string): number {
+    let fd = this.fds.get(lineageId);
+    if (fd === undefined) {
+      fd = fs.openSync(this.blockFile(lineageId), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+      this.fds.set(lineageId, fd);
+    }
+    return fd;
+  }
+
+  /** Closes the block file of a lineage (after it was deleted, or to release descriptors). */
+  forget(lineageId: string): void {
+    const fd = this.fds.get(lineageId);
+    if (fd !== undefined) {
+      fs.closeSync(fd);
+      this.fds.delete(lineageId);
+    }
+    this.dirty.delete(lineageId);
+  }
+
+  close(): void {
+    for (const id of [...this.fds.keys()]) this.forget(id);
+  }
+
+  /** Number of written units an owner references. */
+  unitCount(ownerId: string): number {
+    return (this.st.count.get(ownerId) as { n: number }).n;
+  }
+
+  // ---- reads ------------------------------------------------------------------------------
+
+  /** Reads `length` bytes at byte `offset` of an owner; unwritten ranges are zeros. */
+  read(owner: Owner, offset: number, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    if (length === 0) return out;
+    const first = Math.floor(offset / UNIT);
+    const last = Math.floor((offset + length - 1) / UNIT);
+    const rows = this.st.range.all(owner.ownerId, first, last) as UnitRow[];
+    this.forEachRun(owner, rows, (row, plain) => {
+      const unitStart = row.idx * UNIT;
+      const s = Math.max(offset, unitStart);
+      const e = Math.min(offset + length, unitStart + UNIT);
+      plain.copy(out, s - offset, s - unitStart, e - unitStart);
+    });
+    return out;
+  }
+
+  /** Reads the given rows in runs of consecutive slots and hands each unit's plaintext to `fn`. */
+  private forEachRun(owner: Owner, rows: UnitRow[], fn: (row: UnitRow, plain: Buffer) => void): void {
+    let i = 0;
+    while (i < rows.length) {
+      let j = i + 1;
+      while (j < rows.length && j - i < MAX_RUN && rows[j].slot === rows[j - 1].slot + 1) j++;
+      const n = j - i;
+      const buf = Buffer.allocUnsafe(n * UNIT);
+      const got = fs.readSync(this.fd(owner.lineageId), buf, 0, n * UNIT, rows[i].slot * UNIT);
+      if (got < n * UNIT) buf.fill(0, got);
+      for (let k = 0; k < n; k++) {
+        const row = rows[i + k];
+        const stored = buf.subarray(k * UNIT, (k + 1) * UNIT);
+        fn(row, owner.key ? this.open(owner, row, stored) : stored);
+      }
+      i = j;
+    }
+  }
+
+  private open(owner: Owner, row: UnitRow, stored: Buffer): Buffer {
+    if (!row.nonce || !row.tag || !owner.key) {
+      throw new EngineError(ErrorCodes.StateCorrupt, `unit ${row.idx} of ${owner.ownerId} has no nonce or tag although its disk is encrypted; run: encdisk check`);
+    }
+    const d = crypto.createDecipheriv("aes-256-gcm", owner.key, row.nonce);
+    d.setAAD(aad(owner.lineageId, row.idx));
+    d.setAuthTag(row.tag);
+    const plain = d.update(stored);
+    try {
+      d.final();
+    } catch {
+      // A concurrent writer in another process may have moved this unit and reused its slot
+      // between our map lookup and our read: if the map changed, the caller's retry reads anew.
+      const now = this.st.row.get(owner.ownerId, row.idx) as UnitRow | undefined;
+      if (!now || now.slot !== row.slot || !now.nonce?.equals(row.nonce)) throw new StaleRead();
+      throw new EngineError(
+        ErrorCodes.DataIntegrity,
+        `unit ${row.idx} (bytes ${row.idx * UNIT}-${(row.idx + 1) * UNIT - 1}) of ${owner.ownerId} failed authentication: its stored ciphertext was altered or corrupted. The data of this unit cannot be trusted; restore it from a snapshot (ApplySnapshot) or rewrite it.`,
+      );
+    }
+    return plain;
+  }
+
+  /** Reads with a bounded retry when a concurrent writer moved units under us. */
+  readStable(owner: Owner, offset: number, length: number): Buffer {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return this.read(owner, offset, length);
+      } catch (e) {
+        if (!(e instanceof StaleRead) || attempt >= 5) {
+          if (e instanceof StaleRead) throw new EngineError(ErrorCodes.ResourceBusy, `${owner.ownerId} is being rewritten by another process; retry the read`);
+          throw e;
+        }
+      }
+    }
+  }
+
+  // ---- writes -----------------------------------------------------------------------------
+
+  /** Encrypts (when keyed) one plaintext unit; all-zero units become holes. */
+  seal(owner: Owner, idx: number, plain: Buffer): SealedUnit {
+    if (plain.equals(ZERO_UNIT)) return { idx, data: null, nonce: null, tag: null };
+    if (!owner.key) return { idx, data: plain, nonce: null, tag: null };
+    const nonce = crypto.randomBytes(12);
+    const c = crypto.createCipheriv("aes-256-gcm", owner.key, nonce);
+    c.setAAD(aad(owner.lineageId, idx));
+    const data = c.update(plain);
+    c.final();
+    return { idx, data, nonce, tag: c.getAuthTag() };
+  }
+
+  /**
+   * Splits a byte-range write into sealed units, merging partial head/tail units with their
+   * current contents. Runs outside the transaction (cipher work holds no lock).
+   */
+  prepareWrite(owner: Owner, offset: number, data: Buffer): SealedUnit[] {
+    const out: SealedUnit[] = [];
+    if (data.length === 0) return out;
+    const first = Math.floor(offset / UNIT);
+    const last = Math.floor((offset + data.length - 1) / UNIT);
+    for (let idx = first; idx <= last; idx++) {
+      const unitStart = idx * UNIT;
+      const s = Math.max(offset, unitStart);
+      const e = Math.min(offset + data.length, unitStart + UNIT);
+      let plain: Buffer;
+      if (s === unitStart && e === unitStart + UNIT) {
+        plain = data.subarray(s - offset, e - offset);
+      } else {
+        plain = this.readStable(owner, unitStart, UNIT);
+        data.copy(plain, s - unitStart, s - offset, e - offset);
+      }
+      out.push(this.seal(owner, idx, plain));
+    }
+    return out;
+  }
+
+  /** Whole-unit holes for [offset, offset+length) plus sealed zero-merged partial ends. */
+  prepareZero(owner: Owner, offset: number, length: number): SealedUnit[] {
+    const out: SealedUnit[] = [];
+    if (length === 0) return out;
+    const first = Math.floor(offset / UNIT);
+    const last = Math.floor((offset + length - 1) / UNIT);
+    for (let idx = first; idx <= last; idx++) {
+      const unitStart = idx * UNIT;
+      const s = Math.max(offset, unitStart);
+      const e = Math.min(offset + length, unitStart + UNIT);
+      if (s === unitStart && e === unitStart + UNIT) {
+        out.push({ idx, data: null, nonce: null, tag: null });
+      } else {
+        const plain = this.readStable(owner, unitStart, UNIT);
+        plain.fill(0, s - unitStart, e - unitStart);
+        out.push(this.seal(owner, idx, plain));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Stores sealed units: MUST run inside the caller's transaction. Allocates fresh slots,
+   * writes the data, flips the map, then frees the slots nothing references any more.
+   */
+  commitUnits(owner: Owner, units: SealedUnit[]): void {
+    const withData = units.filter((u) => u.data !== null);
+    const slots = this.allocate(owner.lineageId, withData.length);
+    // Write runs of consecutive slots with one system call each.
+    const fd = withData.length ? this.fd(owner.lineageId) : -1;
+    let i = 0;
+    while (i < withData.length) {
+      let j = i + 1;
+      while (j < withData.length && j - i < MAX_RUN && slots[j] === slots[j - 1] + 1) j++;
+      const bufs = withData.slice(i, j).map((u) => u.data as Buffer);
+      let pos = slots[i] * UNIT;
+      let written = 0;
+      const total = (j - i) * UNIT;
+      while (written < total) {
+        const n = fs.writevSync(fd, written === 0 ? bufs : [Buffer.concat(bufs).subarray(written)], pos);
+        written += n;
+        pos += n;
+      }
+      i = j;
+    }
+    if (withData.length) this.dirty.add(owner.lineageId);
+    const freed: number[] = [];
+    let k = 0;
+    for (const u of units) {
+      const old = this.st.row.get(owner.ownerId, u.idx) as UnitRow | undefined;
+      if (u.data === null) {
+        if (old) this.st.del.run(owner.ownerId, u.idx);
+      } else {
+        this.st.upsert.run(owner.ownerId, u.idx, owner.lineageId, slots[k++], u.nonce, u.tag);
+      }
+      if (old) freed.push(old.slot);
+    }
+    for (const slot of freed) {
+      if (!this.st.referenced.get(owner.lineageId, slot)) this.st.free.run(owner.lineageId, slot);
+    }
+  }
+
+  /** Hands out `n` slots: lowest free ones first, then fresh ones past the high-water mark. */
+  private allocate(lineageId: string, n: number): number[] {
+    if (n === 0) return [];
+    const slots = (this.st.takeFree.all(lineageId, n) as { slot: number }[]).map((r) => r.slot);
+    for (const s of slots) this.st.unfree.run(lineageId, s);
+    const fresh = n - slots.length;
+    if (fresh > 0) {
+      const row = this.st.bump.get(fresh, lineageId) as { next_slot: number } | undefined;
+      if (!row) throw new EngineError(ErrorCodes.StateCorrupt, `lineage ${lineageId} is missing; run: encdisk check`);
+      for (let s = row.next_slot - fresh; s < row.next_slot; s++) slots.push(s);
+    }
+    return slots;
+  }
+
+  // ---- whole-owner operations (inside the caller's transaction) ------------------------
+
+  /** Shares every unit of `fromOwner` with `toOwner` (a snapshot, or a disk made from one): no data is copied. */
+  shareMap(fromOwnerId: string, toOwnerId: string): void {
+    this.st.copyMap.run(toOwnerId, fromOwnerId);
+  }
+
+  /** Drops an owner's map, freeing the slots nothing else references. */
+  dropMap(ownerId: string): void {
+    this.st.freeOwner.run(ownerId);
+    this.st.dropOwner.run(ownerId);
+  }
+
+  /**
+   * Streams every written unit of `src` into `dst` (another lineage, possibly another key),
+   * `batchUnits` at a time, each batch its own transaction via `inTx`. Holes stay holes.
+   */
+  copyAll(src: Owner, dst: Owner, inTx: (fn: () => void) => void, onBatch: (units: number) => void, batchUnits = MAX_RUN): void {
+    let after = -1;
+    for (;;) {
+      const rows = this.st.batch.all(src.ownerId, after, batchUnits) as UnitRow[];
+      if (rows.length === 0) return;
+      const sealed: SealedUnit[] = [];
+      this.forEachRun(src, rows, (row, plain) => sealed.push(this.seal(dst, row.idx, plain)));
+      inTx(() => this.commitUnits(dst, sealed));
+      after = rows[rows.length - 1].idx;
+      onBatch(rows.length);
+    }
+  }
+
+  /** fsyncs every block file written by this process since the last flush. */
+  syncDirty(): void {
+    for (const id of [...this.dirty]) {
+      const fd = this.fds.get(id);
+      if (fd !== undefined) fs.fdatasyncSync(fd);
+      this.dirty.delete(id);
+    }
+  }
+}
+
+/** Internal signal: the map changed under a read; the read is retried. */
+class StaleRead extends Error {}

@@ -1,0 +1,1192 @@
+/**
+ * The engine facade: the local cloud's API. Handlers validate, look state up and call the
+ * parts (KMS, block store, billing); each public operation is one transaction that either
+ * completes or changes nothing.
+ */
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { BlockStore, UNIT, type Owner } from "./blockstore/blockstore";
+import { EngineError, ErrorCodes, needs, type RuleId } from "./errors";
+import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geography";
+import { newId, nowIso } from "./ids";
+import { keyMeta, Kms } from "./kms/kms";
+import { zero } from "./kms/crypto";
+import { openDb, readTx, tx, type Db } from "./store/db";
+import {
+  CLOUD_DISK_TYPES,
+  DISK_SIZE_LIMITS,
+  DISK_TYPES,
+  DISK_USAGES,
+  type Account,
+  type Attachment,
+  type AuditEntry,
+  type CreateDiskInput,
+  type Disk,
+  type DiskState,
+  type DiskType,
+  type DiskUsage,
+  type Engine,
+  type EngineOptions,
+  type Image,
+  type Instance,
+  type KmsKey,
+  type KmsUsage,
+  type MigrateProgress,
+  type Region,
+  type Snapshot,
+} from "./types";
+
+const GiB = 1024 ** 3;
+/** Largest single read or write through an attachment. */
+export const MAX_IO_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_PRICE_PER_CALL_MICROS = 6; // 0.06 per 10,000 calls
+export const DEFAULT_STARTING_BALANCE_MICROS = 100_000_000; // 100.00
+const ACCOUNT_ID = "100000000001";
+/** Files younger than this are never swept as orphans: another process may be mid-operation. */
+const ORPHAN_GRACE_MS = 60_000;
+
+/** The engine directory used when none is given: ENCDISK_DIR, else ~/.encdisk. */
+export function resolveEngineDir(explicit?: string): string {
+  return path.resolve(explicit || process.env.ENCDISK_DIR || path.join(os.homedir(), ".encdisk"));
+}
+
+/** Opens (creating if needed) the engine in `opts.dir`. Several processes may open one directory at once. */
+export function openEngine(opts: EngineOptions): Engine {
+  return new LocalEngine(opts);
+}
+
+interface DiskRow {
+  disk_id: string;
+  name: string;
+  zone: string;
+  region: string;
+  disk_type: DiskType;
+  disk_usage: DiskUsage;
+  size_gb: number;
+  encrypted: number;
+  kms_key_id: string | null;
+  state: DiskState;
+  snapshot_id: string | null;
+  source_disk_id: string | null;
+  lineage_id: string;
+  tags: string;
+  client_token: string | null;
+  migrated_at: string | null;
+  created_at: string;
+  attachment_id: string | null;
+  instance_id: string | null;
+  units: number;
+}
+
+interface SnapshotRow {
+  snapshot_id: string;
+  name: string;
+  disk_id: string;
+  zone: string;
+  region: string;
+  encrypted: number;
+  kms_key_id: string | null;
+  size_gb: number;
+  state: Snapshot["state"];
+  lineage_id: string;
+  copied_from: string | null;
+  created_at: string;
+  units: number;
+}
+
+interface InstanceRow {
+  instance_id: string;
+  name: string;
+  zone: string;
+  region: string;
+  instance_type: string;
+  local_storage: number;
+  created_at: string;
+}
+
+interface AttachmentRow {
+  attachment_id: string;
+  disk_id: string;
+  instance_id: string;
+  capacity_bytes: number;
+  psk_file: string;
+  attached_at: string;
+  zone: string;
+  encrypted: number;
+  size_gb: number;
+  lineage_id: string;
+  region: string;
+}
+
+interface ImageRow {
+  image_id: string;
+  name: string;
+  region: string;
+  snapshot_ids: string;
+  encrypted: number;
+  shared_with: string;
+  copied_from: string | null;
+  created_at: string;
+}
+
+const DISK_SELECT = `SELECT d.*, a.attachment_id, a.instance_id, (SELECT COUNT(*) FROM units u WHERE u.owner_id = d.disk_id) AS units
+  FROM disks d LEFT JOIN attachments a ON a.disk_id = d.disk_id`;
+const SNAPSHOT_SELECT = `SELECT s.*, (SELECT COUNT(*) FROM units u WHERE u.owner_id = s.snapshot_id) AS units FROM snapshots s`;
+const ATTACHMENT_SELECT = `SELECT a.*, d.zone, d.encrypted, d.size_gb, d.lineage_id, d.region FROM attachments a JOIN disks d ON d.disk_id = a.disk_id`;
+
+function checkName(name: unknown, property = "name"): string {
+  if (name === undefined || name === null) return "";
+  needs(typeof name === "string" && name.length <= 60 && !/[\u0000-\u001f]/.test(name), ErrorCodes.InvalidParameterValue, `${property} must be a string of at most 60 characters without control characters`, { property });
+  return name;
+}
+
+function checkTags(tags: unknown): Record<string, string> {
+  if (tags === undefined || tags === null) return {};
+  needs(typeof tags === "object" && !Array.isArray(tags), ErrorCodes.InvalidParameterValue, "tags must be an object of string keys to string values", { property: "tags" });
+  const entries = Object.entries(tags as Record<string, unknown>);
+  needs(entries.length <= 50, ErrorCodes.InvalidParameterValue, "at most 50 tags are allowed", { property: "tags" });
+  for (const [k, v] of entries) {
+    needs(k.length > 0 && k.length <= 127 && typeof v === "string" && v.length <= 255, ErrorCodes.InvalidParameterValue, `tag ${JSON.stringify(k)}: keys are 1-127 characters and values strings of at most 255`, { property: "tags" });
+  }
+  return { ...(tags as Record<string, string>) };
+}
+
+function checkId(id: unknown, prefix: string, property: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes]): string {
+  needs(typeof id === "string" && id.startsWith(`${prefix}-`), code, `${property} must be an id of the form ${prefix}-xxxxxxxx, got ${JSON.stringify(id)}`, { property });
+  return id;
+}
+
+function checkSize(sizeGb: unknown, usage: DiskUsage, property = "sizeGb"): number {
+  const lim = DISK_SIZE_LIMITS[usage];
+  needs(
+    typeof sizeGb === "number" && Number.isInteger(sizeGb) && sizeGb >= lim.min && sizeGb <= lim.max,
+    ErrorCodes.DiskSize,
+    `${property} must be a whole number of GB from ${lim.min} to ${lim.max} for a ${usage}, got ${JSON.stringify(sizeGb)}`,
+    { property },
+  );
+  return sizeGb;
+}
+
+function checkRange(offset: unknown, length: unknown, capacity: number): void {
+  needs(typeof offset === "number" && Number.isSafeInteger(offset) && offset >= 0, ErrorCodes.OutOfRange, `offset must be a non-negative integer, got ${JSON.stringify(offset)}`, { property: "offset" });
+  needs(typeof length === "number" && Number.isSafeInteger(length) && length >= 0 && length <= MAX_IO_BYTES, ErrorCodes.OutOfRange, `length must be an integer from 0 to ${MAX_IO_BYTES} per call, got ${JSON.stringify(length)}`, { property: "length" });
+  needs(offset + length <= capacity, ErrorCodes.OutOfRange, `bytes ${offset}..${offset + length} lie past the end of the device (${capacity} bytes, the capacity the instance sees)`, { property: "offset" });
+}
+
+class LocalEngine implements Engine {
+  readonly dir: string;
+  private readonly db: Db;
+  private readonly blocks: BlockStore;
+  private readonly kms: Kms;
+  private readonly nbdAddress: string;
+  private closed = false;
+  private depth = 0;
+  private afterCommit: (() => void)[] = [];
+  private onRollback: (() => void)[] = [];
+
+  constructor(opts: EngineOptions) {
+    needs(typeof opts?.dir === "string" && opts.dir.length > 0, ErrorCodes.InvalidParameter, "openEngine needs { dir }: the engine directory", { property: "dir" });
+    this.dir = path.resolve(opts.dir);
+    this.db = openDb(this.dir);
+    this.blocks = new BlockStore(this.db, this.dir);
+    this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile });
+    this.nbdAddress = opts.nbdAddress ?? process.env.ENCDISK_NBD_ADDRESS ?? "127.0.0.1:10809";
+    this.run(() => {
+      const price = opts.pricePerCallMicros ?? DEFAULT_PRICE_PER_CALL_MICROS;
+      const opening = opts.startingBalanceMicros ?? DEFAULT_STARTING_BALANCE_MICROS;
+      const made = this.db.prepare("INSERT OR IGNORE INTO account (id, account_id, kms_authorized, price_micros, created_at) VALUES (1, ?, 0, ?, ?)").run(ACCOUNT_ID, price, nowIso());
+      if (made.changes) this.db.prepare("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'opening', ?)").run(nowIso(), opening);
+      this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('engine_id', ?)").run(crypto.randomUUID());
+    });
+    this.sweepOrphans();
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------
+
+  /** One transaction; nested calls join the outer one. File side effects run after commit. */
+  private run<T>(fn: () => T): T {
+    needs(!this.closed, ErrorCodes.InvalidParameter, "the engine was closed");
+    if (this.depth > 0) return fn();
+    this.depth++;
+    let result: T;
+    try {
+      result = tx(this.db, fn);
+    } catch (e) {
+      const undo = this.onRollback;
+      this.afterCommit = [];
+      this.onRollback = [];
+      for (const f of undo) f();
+      throw e;
+    } finally {
+      this.depth--;
+    }
+    const done = this.afterCommit;
+    this.afterCommit = [];
+    this.onRollback = [];
+    for (const f of done) f();
+    return result;
+  }
+
+  /** A consistent read of state (joins the current transaction when there is one). */
+  private view<T>(fn: () => T): T {
+    needs(!this.closed, ErrorCodes.InvalidParameter, "the engine was closed");
+    return this.depth > 0 ? fn() : readTx(this.db, fn);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.kms.release();
+    this.blocks.close();
+    this.db.close();
+    this.closed = true;
+  }
+
+  releaseKeys(): void {
+    this.kms.release();
+  }
+
+  /** Removes files a killed process left behind (block files of lineages that never committed, stale key files). */
+  private sweepOrphans(): void {
+    const now = Date.now();
+    const old = (f: string) => {
+      try {
+        return now - fs.statSync(f).mtimeMs > ORPHAN_GRACE_MS;
+      } catch {
+        return false;
+      }
+    };
+    for (const f of this.orphanFiles()) if (old(f)) fs.rmSync(f, { force: true });
+  }
+
+  private orphanFiles(): string[] {
+    const out: string[] = [];
+    const lineages = new Set((this.db.prepare("SELECT lineage_id FROM lineages").all() as { lineage_id: string }[]).map((r) => r.lineage_id));
+    const blocksDir = path.join(this.dir, "blocks");
+    for (const f of fs.existsSync(blocksDir) ? fs.readdirSync(blocksDir) : []) {
+      if (!f.endsWith(".dat") || !lineages.has(f.slice(0, -4))) out.push(path.join(blocksDir, f));
+    }
+    const psk = new Set((this.db.prepare("SELECT psk_file FROM attachments").all() as { psk_file: string }[]).map((r) => r.psk_file));
+    const nbdDir = path.join(this.dir, "nbd");
+    for (const f of fs.existsSync(nbdDir) ? fs.readdirSync(nbdDir) : []) {
+      const full = path.join(nbdDir, f);
+      if (!psk.has(full)) out.push(full);
+    }
+    return out;
+  }
+
+  // ---- geography ----------------------------------------------------------------------------
+
+  listRegions(): Region[] {
+    return listRegions();
+  }
+
+  regionOfZone(zone: string): string {
+    return regionOfZone(zone);
+  }
+
+  // ---- account, billing ---------------------------------------------------------------------
+
+  getAccount(): Account {
+    return this.view(() => {
+      const a = this.db.prepare("SELECT account_id, kms_authorized, price_micros FROM account WHERE id = 1").get() as { account_id: string; kms_authorized: number; price_micros: number };
+      return { accountId: a.account_id, kmsAuthorized: !!a.kms_authorized, balanceMicros: this.balance(), pricePerCallMicros: a.price_micros };
+    });
+  }
+
+  private balance(): number {
+    return (this.db.prepare("SELECT COALESCE(SUM(amount_micros), 0) AS b FROM ledger").get() as { b: number }).b;
+  }
+
+  authorizeKms(): Account {
+    this.run(() => this.db.prepare("UPDATE account SET kms_authorized = 1 WHERE id = 1").run());
+    return this.getAccount();
+  }
+
+  topUp(amountMicros: number): Account {
+    needs(Number.isSafeInteger(amountMicros) && amountMicros > 0, ErrorCodes.InvalidParameterValue, `a top-up must be a positive whole number of micro-units, got ${JSON.stringify(amountMicros)}`, { property: "amount" });
+    this.run(() => this.db.prepare("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'topup', ?)").run(nowIso(), amountMicros));
+    return this.getAccount();
+  }
+
+  setPricePerCall(priceMicros: number): Account {
+    needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a non-negative whole number of micro-units, got ${JSON.stringify(priceMicros)}`, { property: "pricePerCall" });
+    this.run(() => this.db.prepare("UPDATE account SET price_micros = ? WHERE id = 1").run(priceMicros));
+    return this.getAccount();
+  }
+
+  /** O2: encrypted disks need KMS authorized for the account. */
+  private requireKmsAuthorized(): void {
+    const a = this.db.prepare("SELECT kms_authorized FROM account WHERE id = 1").get() as { kms_authorized: number };
+    needs(a.kms_authorized, ErrorCodes.KmsNotAuthorized, "KMS is not authorized for this account, so encrypted disks cannot be created yet; authorize it first (encdisk authorize-kms, or declare a KmsAuthorization resource)", { rule: "O2" });
+  }
+
+  /** B2/B3: records one KMS call in the audit log and charges it; refuses (changing nothing) when the balance does not cover it. */
+  private kmsCall(region: string, operation: string, resourceId: string, kmsApi: string, billable = true): void {
+    const price = billable ? (this.db.prepare("SELECT price_micros FROM account WHERE id = 1").get() as { price_micros: number }).price_micros : 0;
+    if (billable) {
+      const balance = this.balance();
+      needs(
+        balance >= price,
+        ErrorCodes.InsufficientBalance,
+        `${operation} on an encrypted disk makes a billable KMS call (${kmsApi}, ${price} micro-units) but the account balance is ${balance}; top up (encdisk top-up) and retry. Nothing was changed.`,
+        { rule: "B3" },
+      );
+    }
+    const audit = this.db
+      .prepare("INSERT INTO audit (time, region, operation, resource_id, kms_api, billable, price_micros) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(nowIso(), region, operation, resourceId, kmsApi, billable ? 1 : 0, price);
+    if (billable) this.db.prepare("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, 'charge', ?, ?)").run(nowIso(), -price, audit.lastInsertRowid);
+  }
+
+  // ---- KMS ------------------------------------------------------------------------------------
+
+  listKeys(region?: string): KmsKey[] {
+    if (region !== undefined) assertRegion(region);
+    return this.view(() => {
+      const rows = this.db.prepare(`SELECT key_id, region, alias, description, created_at FROM kms_keys ${region ? "WHERE region = ?" : ""} ORDER BY region`).all(...(region ? [region] : [])) as Parameters<typeof keyMeta>[0][];
+      return rows.map(keyMeta);
+    });
+  }
+
+  describeKey(keyId: string): KmsKey {
+    const k = this.view(() => this.db.prepare("SELECT key_id, region, alias, description, created_at FROM kms_keys WHERE key_id = ?").get(keyId) as Parameters<typeof keyMeta>[0] | undefined);
+    needs(k, ErrorCodes.KeyNotFound, `KMS key ${JSON.stringify(keyId)} does not exist; list keys with: encdisk keys`, { property: "keyId" });
+    return keyMeta(k);
+  }
+
+  private refuseKeyChange(keyId: string, what: string): never {
+    this.describeKey(keyId);
+    throw new EngineError(ErrorCodes.ServiceManagedKey, `the disk-encryption CMK ${keyId} is created and managed by the disk service: it can be listed and described, but not ${what}. Nothing was changed.`, { rule: "K5" });
+  }
+
+  deleteKey(keyId: string): never {
+    return this.refuseKeyChange(keyId, "deleted or scheduled for deletion");
+  }
+  disableKey(keyId: string): never {
+    return this.refuseKeyChange(keyId, "disabled");
+  }
+  rotateKey(keyId: string): never {
+    return this.refuseKeyChange(keyId, "rotated or replaced by hand");
+  }
+  exportKeyMaterial(keyId: string): never {
+    return this.refuseKeyChange(keyId, "exported");
+  }
+
+  kmsUsage(region?: string): KmsUsage[] {
+    if (region !== undefined) assertRegion(region);
+    return this.view(() => {
+      const rows = this.db
+        .prepare(`SELECT region, SUM(billable) AS calls, SUM(price_micros) AS charged FROM audit ${region ? "WHERE region = ?" : ""} GROUP BY region ORDER BY region`)
+        .all(...(region ? [region] : [])) as { region: string; calls: number; charged: number }[];
+      const out = rows.map((r) => ({ region: r.region, calls: r.calls, chargedMicros: r.charged }));
+      if (region && out.length === 0) out.push({ region, calls: 0, chargedMicros: 0 });
+      return out;
+    });
+  }
+
+  auditLog(filter: { region?: string; resourceId?: string; sinceSeq?: number } = {}): AuditEntry[] {
+    return this.view(() => {
+      const where: string[] = [];
+      const args: (string | number)[] = [];
+      if (filter.region) (where.push("region = ?"), args.push(filter.region));
+      if (filter.resourceId) (where.push("resource_id = ?"), args.push(filter.resourceId));
+      if (filter.sinceSeq !== undefined) (where.push("seq > ?"), args.push(filter.sinceSeq));
+      const rows = this.db.prepare(`SELECT * FROM audit ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq`).all(...args) as {
+        seq: number;
+        time: string;
+        region: string;
+        operation: string;
+        resource_id: string;
+        kms_api: string;
+        billable: number;
+        price_micros: number;
+      }[];
+      return rows.map((r) => ({ seq: r.seq, time: r.time, region: r.region, operation: r.operation, resourceId: r.resource_id, kmsApi: r.kms_api, billable: !!r.billable, priceMicros: r.price_micros }));
+    });
+  }
+
+  // ---- disks ---------------------------------------------------------------------------------
+
+  private toDisk(r: DiskRow): Disk {
+    return {
+      diskId: r.disk_id,
+      name: r.name,
+      zone: r.zone,
+      region: r.region,
+      diskType: r.disk_type,
+      diskUsage: r.disk_usage,
+      sizeGb: r.size_gb,
+      encrypted: !!r.encrypted,
+      kmsKeyId: r.kms_key_id,
+      state: r.attachment_id ? "ATTACHED" : r.state,
+      snapshotId: r.snapshot_id,
+      sourceDiskId: r.source_disk_id,
+      attachmentId: r.attachment_id,
+      instanceId: r.instance_id,
+      tags: JSON.parse(r.tags) as Record<string, string>,
+      createdAt: r.created_at,
+      usedBytes: r.units * UNIT,
+    };
+  }
+
+  private diskRow(diskId: string): DiskRow | undefined {
+    if (typeof diskId !== "string") return undefined;
+    return this.db.prepare(`${DISK_SELECT} WHERE d.disk_id = ?`).get(diskId) as DiskRow | undefined;
+  }
+
+  private mustDisk(diskId: string, property = "diskId"): DiskRow {
+    checkId(diskId, "disk", property, ErrorCodes.DiskNotFound);
+    const r = this.diskRow(diskId);
+    needs(r, ErrorCodes.DiskNotFound, `disk ${diskId} does not exist (deleted, or never created here); list disks with: encdisk disks`, { property });
+    return r;
+  }
+
+  private owner(ownerId: string, r: { lineage_id: string; region: string; encrypted: number }): Owner {
+    return {
+      ownerId,
+      lineageId: r.lineage_id,
+      key: r.encrypted ? this.kms.lineageKey(r.region, r.lineage_id) : null,
+    };
+  }
+
+  findDisk(diskId: string): Disk | null {
+    const r = this.view(() => this.diskRow(diskId));
+    return r ? this.toDisk(r) : null;
+  }
+
+  getDisk(diskId: string): Disk {
+    return this.toDisk(this.view(() => this.mustDisk(diskId)));
+  }
+
+  listDisks(filter: { zone?: string; region?: string } = {}): Disk[] {
+    return this.view(() => {
+      const where: string[] = [];
+      const args: string[] = [];
+      if (filter.zone) (where.push("d.zone = ?"), args.push(filter.zone));
+      if (filter.region) (where.push("d.region = ?"), args.push(filter.region));
+      return (this.db.prepare(`${DISK_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY d.created_at, d.disk_id`).all(...args) as DiskRow[]).map((r) => this.toDisk(r));
+    });
+  }
+
+  createDisk(input: CreateDiskInput): Disk {
+    needs(input && typeof input === "object", ErrorCodes.InvalidParameter, "createDisk needs an input object");
+    const token = input.clientToken;
+    if (token !== undefined) {
+      const existing = this.view(() => this.db.prepare("SELECT disk_id FROM disks WHERE client_token = ?").get(token) as { disk_id: string } | undefined);
+      if (existing) return this.getDisk(existing.disk_id);
+    }
+    const region = regionOfZone(input.zone);
+    const diskType = input.diskType ?? "CLOUD_PREMIUM";
+    needs((DISK_TYPES as readonly string[]).includes(diskType), ErrorCodes.InvalidDiskType, `diskType must be one of ${DISK_TYPES.join(", ")}, got ${JSON.stringify(diskType)}`, { property: "diskType" });
+    const diskUsage = input.diskUsage ?? "DATA_DISK";
+    needs((DISK_USAGES as readonly string[]).includes(diskUsage), ErrorCodes.InvalidDiskUsage, `diskUsage must be DATA_DISK or SYSTEM_DISK, got ${JSON.stringify(diskUsage)}`, { property: "diskUsage" });
+    const sizeGb = checkSize(input.sizeGb, diskUsage);
+    needs(input.encrypt === undefined || typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false", { property: "encrypt" });
+    const name = checkName(input.name);
+    const tags = checkTags(input.tags);
+    if (input.snapshotId !== undefined && input.snapshotId !== null) checkId(input.snapshotId, "snap", "snapshotId", ErrorCodes.SnapshotNotFound);
+
+    return this.run(() => {
+      const diskId = newId("disk");
+      let encrypted = input.encrypt === true;
+      let lineageId: string;
+      let snap: SnapshotRow | undefined;
+      if (input.snapshotId) {
+        snap = this.mustSnapshot(input.snapshotId);
+        needs(snap.region === region, ErrorCodes.InvalidParameter, `snapshot ${snap.snapshot_id} is in ${snap.region}, but zone ${input.zone} is in ${region}; create the disk in a zone of ${snap.region}, or copy the snapshot to ${region} first (encrypted snapshots cannot be copied across regions, S4)`, { property: "snapshotId" });
+        needs(sizeGb >= snap.size_gb, ErrorCodes.DiskSizeNotMatch, `a disk made from snapshot ${snap.snapshot_id} must be at least the snapshot's ${snap.size_gb} GB, got ${sizeGb}`, { property: "sizeGb" });
+        // C2/C3: encryption is inherited from the snapshot; an explicit opposite is a conversion.
+        needs(!(snap.encrypted && input.encrypt === false), ErrorCodes.SnapshotEncryptConversion, `snapshot ${snap.snapshot_id} is encrypted, so a disk made from it is encrypted too; its data cannot become plain. Omit encrypt (or set it true); to get a plain copy, copy the data onto a new plain disk (M1: migrateDisk / sourceDiskId)`, { rule: "S2", property: "encrypt" });
+        needs(!(!snap.encrypted && input.encrypt === true), ErrorCodes.SnapshotEncryptConversion, `snapshot ${snap.snapshot_id} is not encrypted and cannot be turned into encrypted data; create the disk from it without encrypt, then copy its data onto a new encrypted disk (M1: migrateDisk / sourceDiskId)`, { rule: "S1", property: "encrypt" });
+        encrypted = !!snap.encrypted;
+        lineageId = snap.lineage_id;
+      } else {
+        lineageId = newId("lin");
+      }
+      if (encrypted) this.checkEncryptable(diskType, diskUsage);
+      let kmsKeyId: string | null = null;
+      if (encrypted) {
+        this.requireKmsAuthorized();
+        const { key, created } = this.kms.ensureRegionKey(region);
+        kmsKeyId = key.keyId;
+        if (created) this.kmsCall(region, "CreateDisk", diskId, "CreateKey", false);
+        this.kmsCall(region, "CreateDisk", diskId, created ? "GenerateDataKey" : "Decrypt");
+      }
+      const now = nowIso();
+      if (!snap) this.db.prepare("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
+      this.db
+        .prepare(
+          `INSERT INTO disks (disk_id, name, zone, region, disk_type, disk_usage, size_gb, encrypted, kms_key_id, state, snapshot_id, source_disk_id, lineage_id, tags, client_token, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'UNATTACHED', ?, NULL, ?, ?, ?, ?)`,
+        )
+        .run(diskId, name, input.zone, region, diskType, diskUsage, sizeGb, encrypted ? 1 : 0, kmsKeyId, snap?.snapshot_id ?? null, lineageId, JSON.stringify(tags), token ?? null, now);
+      if (snap) this.blocks.shareMap(snap.snapshot_id, diskId);
+      return this.toDisk(this.diskRow(diskId) as DiskRow);
+    });
+  }
+
+  /** L1-L3: every cloud disk type can be encrypted; local disks and system disks cannot. */
+  private checkEncryptable(diskType: DiskType, diskUsage: DiskUsage): void {
+    needs((CLOUD_DISK_TYPES as readonly string[]).includes(diskType), ErrorCodes.LocalDiskEncrypt, `${diskType} is a local disk, and only cloud disks can be encrypted; choose a cloud type (${CLOUD_DISK_TYPES.join(", ")}) or set encrypt to false`, { rule: "L2", property: "diskType" });
+    needs(diskUsage === "DATA_DISK", ErrorCodes.SystemDiskEncrypt, "only data disks can be encrypted, not system disks; use diskUsage DATA_DISK or set encrypt to false", { rule: "L3", property: "diskUsage" });
+  }
+
+  resizeDisk(diskId: string, sizeGb: number): Disk {
+    return this.run(() => {
+      const d = this.mustDisk(diskId);
+      checkSize(sizeGb, d.disk_usage);
+      needs(sizeGb >= d.size_gb, ErrorCodes.DiskShrink, `disk ${diskId} is ${d.size_gb} GB and disks only grow; ${sizeGb} GB would lose data. Create a smaller disk and copy the data (M1) if you need one`, { property: "sizeGb" });
+      if (sizeGb === d.size_gb) return this.toDisk(d);
+      this.db.prepare("UPDATE disks SET size_gb = ? WHERE disk_id = ?").run(sizeGb, diskId);
+      // L6: an attached encrypted disk keeps the capacity it had at attach time; a plain one grows online.
+      if (d.attachment_id && !d.encrypted) this.db.prepare("UPDATE attachments SET capacity_bytes = ? WHERE attachment_id = ?").run(sizeGb * GiB, d.attachment_id);
+      return this.toDisk(this.diskRow(diskId) as DiskRow);
+    });
+  }
+
+  renameDisk(diskId: string, name: string, tags?: Record<string, string>): Disk {
+    const n = checkName(name);
+    const t = tags === undefined ? undefined : checkTags(tags);
+    return this.run(() => {
+      this.mustDisk(diskId);
+      this.db.prepare("UPDATE disks SET name = ? WHERE disk_id = ?").run(n, diskId);
+      if (t) this.db.prepare("UPDATE disks SET tags = ? WHERE disk_id = ?").run(JSON.stringify(t), diskId);
+      return this.toDisk(this.diskRow(diskId) as DiskRow);
+    });
+  }
+
+  setDiskEncryption(diskId: string, encrypt: boolean): never {
+    const d = this.view(() => this.mustDisk(diskId));
+    if (!!d.encrypted === encrypt) {
+      throw new EngineError(ErrorCodes.DiskEncryptConversion, `disk ${diskId} is already ${encrypt ? "encrypted" : "plain"}; there is no encryption change to make`, { rule: encrypt ? "L4" : "L5", property: "encrypt" });
+    }
+    const rule: RuleId = encrypt ? "L4" : "L5";
+    throw new EngineError(
+      ErrorCodes.DiskEncryptConversion,
+      encrypt
+        ? `disk ${diskId} is not encrypted and an existing plain disk cannot be converted into an encrypted one. Create a new encrypted disk with this disk's data instead (M1: migrateDisk, or an EncryptedDisk with sourceDiskId = ${diskId}), then move to it. Nothing was changed.`
+        : `disk ${diskId} is encrypted and an encrypted disk cannot be converted into a plain one. Create a new plain disk with this disk's data instead (M1: migrateDisk with encrypt false, or an EncryptedDisk with encrypt = false and sourceDiskId = ${diskId}). Nothing was changed.`,
+      { rule, property: "encrypt" },
+    );
+  }
+
+  deleteDisk(diskId: string): void {
+    this.run(() => {
+      const d = this.mustDisk(diskId);
+      needs(!d.attachment_id, ErrorCodes.Attached, `disk ${diskId} is attached to ${d.instance_id}; detach it first`, { property: "diskId" });
+      this.blocks.dropMap(diskId);
+      this.db.prepare("DELETE FROM disks WHERE disk_id = ?").run(diskId);
+      this.dropLineageIfUnused(d.lineage_id);
+    });
+  }
+
+  /** Deletes a lineage (and, after commit, its block file) once no disk or snapshot uses it. */
+  private dropLineageIfUnused(lineageId: string): void {
+    const used = this.db.prepare("SELECT 1 FROM disks WHERE lineage_id = ? UNION ALL SELECT 1 FROM snapshots WHERE lineage_id = ? LIMIT 1").get(lineageId, lineageId);
+    if (used) return;
+    this.db.prepare("DELETE FROM free_slots WHERE lineage_id = ?").run(lineageId);
+    this.db.prepare("DELETE FROM lineages WHERE lineage_id = ?").run(lineageId);
+    this.afterCommit.push(() => {
+      this.blocks.forget(lineageId);
+      this.kms.releaseLineage(lineageId);
+      fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
+    });
+  }
+
+  copyDiskData(sourceDiskId: string, targetDiskId: string, onProgress?: (p: MigrateProgress) => void): MigrateProgress {
+    const [src, dst] = this.view(() => [this.mustDisk(sourceDiskId, "sourceDiskId"), this.mustDisk(targetDiskId, "targetDiskId")]);
+    needs(src.disk_id !== dst.disk_id, ErrorCodes.InvalidParameter, "source and target disks must differ", { property: "targetDiskId" });
+    needs(!dst.attachment_id, ErrorCodes.Attached, `target disk ${targetDiskId} is attached to ${dst.instance_id}; detach it before copying data onto it`, { property: "targetDiskId" });
+    needs(dst.size_gb >= src.size_gb, ErrorCodes.DiskSizeNotMatch, `target disk ${targetDiskId} (${dst.size_gb} GB) is smaller than source ${sourceDiskId} (${src.size_gb} GB)`, { property: "sizeGb" });
+    const total = src.units * UNIT;
+    const progress: MigrateProgress = { copiedBytes: 0, totalBytes: total, skippedBytes: src.size_gb * GiB - total };
+    // The target becomes an exact copy: whatever it held is dropped first.
+    this.run(() => this.blocks.dropMap(dst.disk_id));
+    this.blocks.copyAll(
+      this.owner(src.disk_id, src),
+      this.owner(dst.disk_id, dst),
+      (fn) => this.run(() => {
+        needs(this.diskRow(dst.disk_id), ErrorCodes.DiskNotFound, `target disk ${targetDiskId} was deleted during the copy`);
+        fn();
+      }),
+      (n) => {
+        progress.copiedBytes += n * UNIT;
+        onProgress?.({ ...progress });
+      },
+    );
+    progress.totalBytes = Math.max(total, progress.copiedBytes);
+    return progress;
+  }
+
+  migrateDisk(
+    input: { sourceDiskId: string; encrypt: boolean; zone?: string; diskType?: DiskType; sizeGb?: number; name?: string; tags?: Record<string, string>; clientToken?: string },
+    onProgress?: (p: MigrateProgress) => void,
+  ): Disk {
+    const src = this.view(() => this.mustDisk(input.sourceDiskId, "sourceDiskId"));
+    needs(typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false: the encryption of the new disk", { property: "encrypt" });
+    let target = input.clientToken ? this.view(() => this.db.prepare("SELECT disk_id, migrated_at FROM disks WHERE client_token = ?").get(input.clientToken) as { disk_id: string; migrated_at: string | null } | undefined) : undefined;
+    if (target?.migrated_at) return this.getDisk(target.disk_id);
+    const disk = target
+      ? this.getDisk(target.disk_id)
+      : this.createDisk({
+          zone: input.zone ?? src.zone,
+          sizeGb: input.sizeGb ?? src.size_gb,
+          diskType: input.diskType ?? src.disk_type,
+          diskUsage: "DATA_DISK",
+          encrypt: input.encrypt,
+          name: input.name ?? (src.name ? `${src.name}-${input.encrypt ? "encrypted" : "plain"}` : ""),
+          tags: input.tags,
+          clientToken: input.clientToken,
+        });
+    target = { disk_id: disk.diskId, migrated_at: null };
+    this.run(() => this.db.prepare("UPDATE disks SET source_disk_id = ? WHERE disk_id = ?").run(src.disk_id, disk.diskId));
+    this.copyDiskData(src.disk_id, disk.diskId, onProgress);
+    this.run(() => this.db.prepare("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), disk.diskId));
+    return this.getDisk(disk.diskId);
+  }
+
+  // ---- snapshots -------------------------------------------------------------------------------
+
+  private toSnapshot(r: SnapshotRow): Snapshot {
+    return {
+      snapshotId: r.snapshot_id,
+      name: r.name,
+      diskId: r.disk_id,
+      zone: r.zone,
+      region: r.region,
+      encrypted: !!r.encrypted,
+      kmsKeyId: r.kms_key_id,
+      sizeGb: r.size_gb,
+      state: r.state,
+      copiedFromSnapshotId: r.copied_from,
+      createdAt: r.created_at,
+      usedBytes: r.units * UNIT,
+    };
+  }
+
+  private snapshotRow(snapshotId: string): SnapshotRow | undefined {
+    if (typeof snapshotId !== "string") return undefined;
+    return this.db.prepare(`${SNAPSHOT_SELECT} WHERE s.snapshot_id = ?`).get(snapshotId) as SnapshotRow | undefined;
+  }
+
+  private mustSnapshot(snapshotId: string, property = "snapshotId"): SnapshotRow {
+    checkId(snapshotId, "snap", property, ErrorCodes.SnapshotNotFound);
+    const r = this.snapshotRow(snapshotId);
+    needs(r, ErrorCodes.SnapshotNotFound, `snapshot ${snapshotId} does not exist (deleted, or never created here); list snapshots with: encdisk snapshots`, { property });
+    return r;
+  }
+
+  createSnapshot(input: { diskId: string; name?: string; clientToken?: string }): Snapshot {
+    const token = input?.clientToken;
+    if (token !== undefined) {
+      const existing = this.view(() => this.db.prepare("SELECT snapshot_id FROM snapshots WHERE client_token = ?").get(token) as { snapshot_id: string } | undefined);
+      if (existing) return this.getSnapshot(existing.snapshot_id);
+    }
+    const name = checkName(input?.name);
+    return this.run(() => {
+      const d = this.mustDisk(input.diskId);
+      const snapshotId = newId("snap");
+      // S1/S2, K3, W2: a snapshot shares the disk's units, so it has the disk's encryption and key.
+      if (d.encrypted) this.kmsCall(d.region, "CreateSnapshot", snapshotId, "Decrypt");
+      this.db
+        .prepare(
+          `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', ?, NULL, ?, ?)`,
+        )
+        .run(snapshotId, name, d.disk_id, d.zone, d.region, d.encrypted, d.kms_key_id, d.size_gb, d.lineage_id, token ?? null, nowIso());
+      this.blocks.shareMap(d.disk_id, snapshotId);
+      return this.toSnapshot(this.snapshotRow(snapshotId) as SnapshotRow);
+    });
+  }
+
+  getSnapshot(snapshotId: string): Snapshot {
+    return this.toSnapshot(this.view(() => this.mustSnapshot(snapshotId)));
+  }
+
+  findSnapshot(snapshotId: string): Snapshot | null {
+    const r = this.view(() => this.snapshotRow(snapshotId));
+    return r ? this.toSnapshot(r) : null;
+  }
+
+  listSnapshots(filter: { diskId?: string; region?: string } = {}): Snapshot[] {
+    return this.view(() => {
+      const where: string[] = [];
+      const args: string[] = [];
+      if (filter.diskId) (where.push("s.disk_id = ?"), args.push(filter.diskId));
+      if (filter.region) (where.push("s.region = ?"), args.push(filter.region));
+      return (this.db.prepare(`${SNAPSHOT_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY s.created_at, s.snapshot_id`).all(...args) as SnapshotRow[]).map((r) => this.toSnapshot(r));
+    });
+  }
+
+  setSnapshotEncryption(snapshotId: string, encrypt: boolean): never {
+    const s = this.view(() => this.mustSnapshot(snapshotId));
+    const rule: RuleId = s.encrypted ? "S2" : "S1";
+    throw new EngineError(
+      ErrorCodes.SnapshotEncryptConversion,
+      s.encrypted
+        ? `snapshot ${snapshotId} is encrypted and cannot be converted into a non-encrypted snapshot${encrypt ? " (it is already encrypted)" : ""}; create a disk from it, copy the data onto a new plain disk (M1), and snapshot that. Nothing was changed.`
+        : `snapshot ${snapshotId} is not encrypted and cannot be converted into an encrypted snapshot${encrypt ? "" : " (it is already plain)"}; create a disk from it, copy the data onto a new encrypted disk (M1), and snapshot that. Nothing was changed.`,
+      { rule, property: "encrypt" },
+    );
+  }
+
+  deleteSnapshot(snapshotId: string): void {
+    this.run(() => {
+      const s = this.mustSnapshot(snapshotId);
+      const images = (this.db.prepare("SELECT image_id, snapshot_ids FROM images").all() as { image_id: string; snapshot_ids: string }[]).filter((i) => (JSON.parse(i.snapshot_ids) as string[]).includes(snapshotId));
+      needs(images.length === 0, ErrorCodes.InUse, `snapshot ${snapshotId} is used by image ${images.map((i) => i.image_id).join(", ")}; delete the image first`, { property: "snapshotId" });
+      this.blocks.dropMap(snapshotId);
+      this.db.prepare("DELETE FROM snapshots WHERE snapshot_id = ?").run(snapshotId);
+      this.dropLineageIfUnused(s.lineage_id);
+    });
+  }
+
+  applySnapshot(snapshotId: string, diskId: string): Disk {
+    return this.run(() => {
+      const s = this.mustSnapshot(snapshotId);
+      const d = this.mustDisk(diskId);
+      needs(s.disk_id === d.disk_id, ErrorCodes.SnapshotNotFromDisk, `snapshot ${snapshotId} was taken from ${s.disk_id}, not ${diskId}; a snapshot rolls back only onto its own disk. To get its data on another disk, create a disk from the snapshot`, { property: "snapshotId" });
+      needs(!d.attachment_id, ErrorCodes.Attached, `disk ${diskId} is attached to ${d.instance_id}; detach it before rolling back to ${snapshotId}`, { property: "diskId" });
+      if (d.encrypted) this.kmsCall(d.region, "ApplySnapshot", diskId, "Decrypt");
+      this.blocks.dropMap(diskId);
+      this.blocks.shareMap(snapshotId, diskId);
+      return this.toDisk(this.diskRow(diskId) as DiskRow);
+    });
+  }
+
+  copySnapshot(input: { snapshotId: string; destinationRegion: string; name?: string }): Snapshot {
+    const name = checkName(input?.name);
+    assertRegion(input?.destinationRegion, "destinationRegion");
+    return this.run(() => {
+      const s = this.mustSnapshot(input.snapshotId);
+      return this.toSnapshot(this.copySnapshotRow(s, input.destinationRegion, name || s.name));
+    });
+  }
+
+  private copySnapshotRow(s: SnapshotRow, destinationRegion: string, name: string): SnapshotRow {
+    needs(destinationRegion !== s.region, ErrorCodes.InvalidParameter, `snapshot ${s.snapshot_id} is already in ${s.region}; choose another destinationRegion`, { property: "destinationRegion" });
+    needs(!s.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `snapshot ${s.snapshot_id} is encrypted, and encrypted snapshots cannot be copied across regions (its key belongs to ${s.region}'s KMS). Copy a plain snapshot instead, or recreate the data in ${destinationRegion}. Nothing was changed.`, { rule: "S4", property: "snapshotId" });
+    const snapshotId = newId("snap");
+    const lineageId = newId("lin");
+    const now = nowIso();
+    const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
+    this.db.prepare("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
+    this.db
+      .prepare(
+        `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
+         VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
+      )
+      .run(snapshotId, name, s.disk_id, zone, destinationRegion, s.size_gb, lineageId, s.snapshot_id, now);
+    this.onRollback.push(() => {
+      this.blocks.forget(lineageId);
+      fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
+    });
+    this.blocks.copyAll(this.owner(s.snapshot_id, s), { ownerId: snapshotId, lineageId, key: null }, (fn) => fn(), () => undefined);
+    return this.snapshotRow(snapshotId) as SnapshotRow;
+  }
+
+  // ---- instances -------------------------------------------------------------------------------
+
+  private toInstance(r: InstanceRow): Instance {
+    return { instanceId: r.instance_id, name: r.name, zone: r.zone, region: r.region, instanceType: r.instance_type, localStorage: !!r.local_storage, createdAt: r.created_at };
+  }
+
+  private mustInstance(instanceId: string): InstanceRow {
+    checkId(instanceId, "ins", "instanceId", ErrorCodes.InstanceNotFound);
+    const r = this.db.prepare("SELECT * FROM instances WHERE instance_id = ?").get(instanceId) as InstanceRow | undefined;
+    needs(r, ErrorCodes.InstanceNotFound, `instance ${instanceId} does not exist; list instances with: encdisk instances`, { property: "instanceId" });
+    return r;
+  }
+
+  createInstance(input: { zone: string; instanceType: string; localStorage?: boolean; name?: string; clientToken?: string }): Instance {
+    const token = input?.clientToken;
+    if (token !== undefined) {
+      const existing = this.view(() => this.db.prepare("SELECT * FROM instances WHERE client_token = ?").get(token) as InstanceRow | undefined);
+      if (existing) return this.toInstance(existing);
+    }
+    const region = regionOfZone(input?.zone);
+    const fam = instanceFamily(input.instanceType);
+    needs(input.localStorage === undefined || typeof input.localStorage === "boolean", ErrorCodes.InvalidParameterValue, "localStorage must be true or false", { property: "localStorage" });
+    const name = checkName(input.name);
+    return this.run(() => {
+      const instanceId = newId("ins");
+      this.db
+        .prepare("INSERT INTO instances (instance_id, name, zone, region, instance_type, local_storage, client_token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(instanceId, name, input.zone, region, input.instanceType, (input.localStorage ?? fam.localStorage) ? 1 : 0, token ?? null, nowIso());
+      return this.toInstance(this.mustInstance(instanceId));
+    });
+  }
+
+  getInstance(instanceId: string): Instance {
+    return this.toInstance(this.view(() => this.mustInstance(instanceId)));
+  }
+
+  findInstance(instanceId: string): Instance | null {
+    const r = this.view(() => this.db.prepare("SELECT * FROM instances WHERE instance_id = ?").get(instanceId) as InstanceRow | undefined);
+    return r ? this.toInstance(r) : null;
+  }
+
+  listInstances(): Instance[] {
+    return this.view(() => (this.db.prepare("SELECT * FROM instances ORDER BY created_at, instance_id").all() as InstanceRow[]).map((r) => this.toInstance(r)));
+  }
+
+  deleteInstance(instanceId: string): void {
+    this.run(() => {
+      this.mustInstance(instanceId);
+      const att = this.db.prepare("SELECT disk_id FROM attachments WHERE instance_id = ?").all(instanceId) as { disk_id: string }[];
+      needs(att.length === 0, ErrorCodes.InUse, `instance ${instanceId} still has disks attached (${att.map((a) => a.disk_id).join(", ")}); detach them first`, { property: "instanceId" });
+      this.db.prepare("DELETE FROM instances WHERE instance_id = ?").run(instanceId);
+    });
+  }
+
+  // ---- attachments -----------------------------------------------------------------------------
+
+  private toAttachment(r: AttachmentRow): Attachment {
+    const diskBytes = r.size_gb * GiB;
+    return {
+      attachmentId: r.attachment_id,
+      diskId: r.disk_id,
+      instanceId: r.instance_id,
+      zone: r.zone,
+      encrypted: !!r.encrypted,
+      capacityBytes: r.capacity_bytes,
+      capacityGb: r.capacity_bytes / GiB,
+      diskSizeGb: r.size_gb,
+      reattachRequired: diskBytes !== r.capacity_bytes,
+      attachedAt: r.attached_at,
+      endpoint: `nbds://${this.nbdAddress}/${r.attachment_id}`,
+      pskIdentity: r.attachment_id,
+      pskFile: r.psk_file,
+    };
+  }
+
+  private attachmentRow(attachmentId: string): AttachmentRow | undefined {
+    if (typeof attachmentId !== "string") return undefined;
+    return this.db.prepare(`${ATTACHMENT_SELECT} WHERE a.attachment_id = ?`).get(attachmentId) as AttachmentRow | undefined;
+  }
+
+  private mustAttachment(attachmentId: string): AttachmentRow {
+    const r = this.attachmentRow(attachmentId);
+    needs(r, ErrorCodes.AttachmentNotFound, `attachment ${attachmentId} does not exist (the disk was detached); list attachments with: encdisk attachments`, { property: "attachmentId" });
+    return r;
+  }
+
+  attachDisk(input: { diskId: string; instanceId: string }): Attachment {
+    return this.run(() => {
+      const d = this.mustDisk(input?.diskId);
+      const ins = this.mustInstance(input.instanceId);
+      if (d.attachment_id && d.instance_id === ins.instance_id) return this.toAttachment(this.mustAttachment(d.attachment_id));
+      needs(!d.attachment_id, ErrorCodes.Attached, `disk ${d.disk_id} is already attached to ${d.instance_id}; a disk has at most one attachment, detach it first`, { property: "diskId" });
+      needs(d.zone === ins.zone, ErrorCodes.ZoneNotMatch, `disk ${d.disk_id} is in ${d.zone} but instance ${ins.instance_id} is in ${ins.zone}; a disk attaches only to an instance in its own availability zone`, { rule: "C1", property: "instanceId" });
+      needs(!(d.encrypted && ins.local_storage), ErrorCodes.InstanceLocalStorage, `disk ${d.disk_id} is encrypted and instance ${ins.instance_id} (${ins.instance_type}) has local storage; encrypted disks cannot be attached to instances with local storage. Use an instance without local storage, or a plain disk`, { rule: "L7", property: "instanceId" });
+      const attachmentId = newId("att");
+      if (d.encrypted) {
+        this.kmsCall(d.region, "AttachDisk", d.disk_id, "Decrypt");
+        this.kms.checkRegionKey(d.region);
+      }
+      const pskFile = this.writePskFile(attachmentId);
+      this.db.prepare("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, attached_at) VALUES (?, ?, ?, ?, ?, ?)").run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, pskFile, nowIso());
+      return this.toAttachment(this.mustAttachment(attachmentId));
+    });
+  }
+
+  /** W2: each attachment's NBD export needs TLS with its own random pre-shared key (psktool format). */
+  private writePskFile(attachmentId: string): string {
+    const dir = path.join(this.dir, "nbd");
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, `${attachmentId}.psk`);
+    const key = crypto.randomBytes(32);
+    fs.writeFileSync(file, `${attachmentId}:${key.toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+    zero(key);
+    this.onRollback.push(() => fs.rmSync(file, { force: true }));
+    return file;
+  }
+
+  detachDisk(attachmentIdOrDiskId: string): void {
+    this.run(() => {
+      const id = attachmentIdOrDiskId;
+      const a = typeof id === "string" && id.startsWith("disk-") ? (this.db.prepare(`${ATTACHMENT_SELECT} WHERE a.disk_id = ?`).get(id) as AttachmentRow | undefined) : this.attachmentRow(id);
+      if (typeof id === "string" && id.startsWith("disk-")) {
+        this.mustDisk(id);
+        needs(a, ErrorCodes.NotAttached, `disk ${id} is not attached`, { property: "diskId" });
+      }
+      needs(a, ErrorCodes.AttachmentNotFound, `attachment ${id} does not exist (already detached?); list attachments with: encdisk attachments`, { property: "attachmentId" });
+      if (a.encrypted) this.kmsCall(a.region, "DetachDisk", a.disk_id, "Encrypt");
+      this.db.prepare("DELETE FROM attachments WHERE attachment_id = ?").run(a.attachment_id);
+      this.afterCommit.push(() => {
+        fs.rmSync(a.psk_file, { force: true });
+        this.kms.releaseLineage(a.lineage_id);
+      });
+    });
+  }
+
+  getAttachment(attachmentId: string): Attachment {
+    return this.toAttachment(this.view(() => this.mustAttachment(attachmentId)));
+  }
+
+  findAttachment(attachmentId: string): Attachment | null {
+    const r = this.view(() => this.attachmentRow(attachmentId));
+    return r ? this.toAttachment(r) : null;
+  }
+
+  listAttachments(filter: { instanceId?: string; diskId?: string } = {}): Attachment[] {
+    return this.view(() => {
+      const where: string[] = [];
+      const args: string[] = [];
+      if (filter.instanceId) (where.push("a.instance_id = ?"), args.push(filter.instanceId));
+      if (filter.diskId) (where.push("a.disk_id = ?"), args.push(filter.diskId));
+      return (this.db.prepare(`${ATTACHMENT_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY a.attached_at, a.attachment_id`).all(...args) as AttachmentRow[]).map((r) => this.toAttachment(r));
+    });
+  }
+
+  // ---- I/O through an attachment (W1) --------------------------------------------------------
+
+  private ioTarget(attachmentId: string, offset: number, length: number): { a: AttachmentRow; owner: Owner } {
+    const a = this.view(() => this.mustAttachment(attachmentId));
+    checkRange(offset, length, a.capacity_bytes);
+    return { a, owner: this.owner(a.disk_id, a) };
+  }
+
+  read(attachmentId: string, offset: number, length: number): Buffer {
+    const { owner } = this.ioTarget(attachmentId, offset, length);
+    return this.blocks.readStable(owner, offset, length);
+  }
+
+  private commitIo(attachmentId: string, diskId: string, fn: () => void): void {
+    this.run(() => {
+      const now = this.attachmentRow(attachmentId);
+      needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
+      fn();
+    });
+  }
+
+  write(attachmentId: string, offset: number, data: Buffer): void {
+    const raw: unknown = data;
+    needs(raw instanceof Uint8Array, ErrorCodes.InvalidParameterValue, "data must be a Buffer", { property: "data" });
+    const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
+    const sealed = this.blocks.prepareWrite(owner, offset, buf);
+    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitUnits(owner, sealed));
+  }
+
+  writeZeroes(attachmentId: string, offset: number, length: number): void {
+    const { a, owner } = this.ioTarget(attachmentId, offset, Math.min(length, MAX_IO_BYTES));
+    checkRange(offset, length, a.capacity_bytes);
+    const sealed = this.blocks.prepareZero(owner, offset, length);
+    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitUnits(owner, sealed));
+  }
+
+  trim(attachmentId: string, offset: number, length: number): void {
+    this.writeZeroes(attachmentId, offset, length);
+  }
+
+  flush(attachmentId: string): void {
+    this.view(() => this.mustAttachment(attachmentId));
+    this.blocks.syncDirty();
+    // A commit with synchronous=FULL fsyncs the WAL, making every earlier commit durable too.
+    this.db.pragma("synchronous = FULL");
+    try {
+      this.run(() => this.db.prepare("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso()));
+    } finally {
+      this.db.pragma("synchronous = NORMAL");
+    }
+  }
+
+  // ---- images -------------------------------------------------------------------------------------
+
+  private toImage(r: ImageRow): Image {
+    return {
+      imageId: r.image_id,
+      name: r.name,
+      region: r.region,
+      snapshotIds: JSON.parse(r.snapshot_ids) as string[],
+      encrypted: !!r.encrypted,
+      sharedWith: JSON.parse(r.shared_with) as string[],
+      copiedFromImageId: r.copied_from,
+      createdAt: r.created_at,
+    };
+  }
+
+  private mustImage(imageId: string): ImageRow {
+    checkId(imageId, "img", "imageId", ErrorCodes.ImageNotFound);
+    const r = this.db.prepare("SELECT * FROM images WHERE image_id = ?").get(imageId) as ImageRow | undefined;
+    needs(r, ErrorCodes.ImageNotFound, `image ${imageId} does not exist; list images with: encdisk images`, { property: "imageId" });
+    return r;
+  }
+
+  createImage(input: { name: string; snapshotIds: string[]; clientToken?: string }): Image {
+    const token = input?.clientToken;
+    if (token !== undefined) {
+      const existing = this.view(() => this.db.prepare("SELECT * FROM images WHERE client_token = ?").get(token) as ImageRow | undefined);
+      if (existing) return this.toImage(existing);
+    }
+    const name = checkName(input?.name);
+    needs(Array.isArray(input.snapshotIds) && input.snapshotIds.length > 0 && input.snapshotIds.length <= 16, ErrorCodes.InvalidParameterValue, "snapshotIds must list 1 to 16 snapshots", { property: "snapshotIds" });
+    return this.run(() => {
+      const snaps = input.snapshotIds.map((id) => this.mustSnapshot(id, "snapshotIds"));
+      const region = snaps[0].region;
+      needs(snaps.every((s) => s.region === region), ErrorCodes.InvalidParameter, `all snapshots of an image must be in one region; got ${[...new Set(snaps.map((s) => s.region))].join(", ")}`, { property: "snapshotIds" });
+      const imageId = newId("img");
+      this.db
+        .prepare("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, ?, '[]', NULL, ?, ?)")
+        .run(imageId, name, region, JSON.stringify(snaps.map((s) => s.snapshot_id)), snaps.some((s) => s.encrypted) ? 1 : 0, token ?? null, nowIso());
+      return this.toImage(this.mustImage(imageId));
+    });
+  }
+
+  getImage(imageId: string): Image {
+    return this.toImage(this.view(() => this.mustImage(imageId)));
+  }
+
+  findImage(imageId: string): Image | null {
+    const r = this.view(() => this.db.prepare("SELECT * FROM images WHERE image_id = ?").get(imageId) as ImageRow | undefined);
+    return r ? this.toImage(r) : null;
+  }
+
+  listImages(): Image[] {
+    return this.view(() => (this.db.prepare("SELECT * FROM images ORDER BY created_at, image_id").all() as ImageRow[]).map((r) => this.toImage(r)));
+  }
+
+  shareImage(imageId: string, accountIds: string[]): Image {
+    needs(Array.isArray(accountIds) && accountIds.length > 0 && accountIds.every((a) => typeof a === "string" && /^\d{5,20}$/.test(a)), ErrorCodes.InvalidParameterValue, "accountIds must list account ids (5 to 20 digits)", { property: "accountIds" });
+    return this.run(() => {
+      const img = this.mustImage(imageId);
+      needs(!img.encrypted, ErrorCodes.EncryptedImageShare, `image ${imageId} contains encrypted snapshots, and an image with encrypted snapshots cannot be shared; build the image from plain snapshots to share it. Nothing was changed.`, { rule: "S3", property: "accountIds" });
+      needs(!accountIds.includes(ACCOUNT_ID), ErrorCodes.InvalidParameterValue, `account ${ACCOUNT_ID} owns the image; share with other accounts`, { property: "accountIds" });
+      const shared = [...new Set([...(JSON.parse(img.shared_with) as string[]), ...accountIds])].sort();
+      this.db.prepare("UPDATE images SET shared_with = ? WHERE image_id = ?").run(JSON.stringify(shared), imageId);
+      return this.toImage(this.mustImage(imageId));
+    });
+  }
+
+  copyImage(input: { imageId: string; destinationRegion: string; name?: string }): Image {
+    const name = checkName(input?.name);
+    assertRegion(input?.destinationRegion, "destinationRegion");
+    return this.run(() => {
+      const img = this.mustImage(input.imageId);
+      needs(!img.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `image ${img.image_id} was created from encrypted snapshots, and such images cannot be copied across regions. Nothing was changed.`, { rule: "S4", property: "imageId" });
+      needs(input.destinationRegion !== img.region, ErrorCodes.InvalidParameter, `image ${img.image_id} is already in ${img.region}; choose another destinationRegion`, { property: "destinationRegion" });
+      const copies = (JSON.parse(img.snapshot_ids) as string[]).map((id) => this.copySnapshotRow(this.mustSnapshot(id), input.destinationRegion, `${id}-copy`).snapshot_id);
+      const imageId = newId("img");
+      this.db
+        .prepare("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, 0, '[]', ?, NULL, ?)")
+        .run(imageId, name || img.name, input.destinationRegion, JSON.stringify(copies), img.image_id, nowIso());
+      return this.toImage(this.mustImage(imageId));
+    });
+  }
+
+  deleteImage(imageId: string): void {
+    this.run(() => {
+      this.mustImage(imageId);
+      this.db.prepare("DELETE FROM images WHERE image_id = ?").run(imageId);
+    });
+  }
+
+  // ---- verification -------------------------------------------------------------------------------
+
+  verifyNoKeyMaterial(): { filesScanned: number; bytesScanned: number; findings: string[] } {
+    const lineages = this.view(() => this.db.prepare("SELECT lineage_id, region, encrypted FROM lineages").all() as { lineage_id: string; region: string; encrypted: number }[]);
+    const secrets = this.kms.allSecrets(lineages);
+    const findings: string[] = [];
+    let filesScanned = 0;
+    let bytesScanned = 0;
+    try {
+      const walk = (dir: string): void => {
+        for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+          const full = path.join(dir, e.name);
+          if (e.isDirectory()) walk(full);
+          else if (e.isFile()) {
+            filesScanned++;
+            bytesScanned += scanFile(full, secrets, findings);
+          }
+        }
+      };
+      walk(this.dir);
+    } finally {
+      for (const s of secrets) zero(s.bytes);
+    }
+    return { filesScanned, bytesScanned, findings };
+  }
+
+  check(): { problems: string[]; disks: number; snapshots: number; units: number } {
+    return this.view(() => {
+      const p: string[] = [];
+      const q = <T>(sql: string, ...args: unknown[]) => this.db.prepare(sql).all(...args) as T[];
+      for (const r of q<{ owner_id: string; idx: number }>(
+        "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id)",
+      ))
+        p.push(`unit ${r.idx} of ${r.owner_id} belongs to no disk or snapshot of its lineage`);
+      for (const r of q<{ owner_id: string; idx: number; slot: number }>("SELECT u.owner_id, u.idx, u.slot FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE u.slot >= l.next_slot OR u.slot < 0"))
+        p.push(`unit ${r.idx} of ${r.owner_id} points at slot ${r.slot}, past its lineage's allocated slots`);
+      for (const r of q<{ owner_id: string }>("SELECT DISTINCT owner_id FROM units u WHERE NOT EXISTS (SELECT 1 FROM lineages l WHERE l.lineage_id = u.lineage_id)")) p.push(`units of ${r.owner_id} name a missing lineage`);
+      for (const r of q<{ lineage_id: string; slot: number }>("SELECT f.lineage_id, f.slot FROM free_slots f WHERE EXISTS (SELECT 1 FROM units u WHERE u.lineage_id = f.lineage_id AND u.slot = f.slot)"))
+        p.push(`slot ${r.slot} of ${r.lineage_id} is both free and in use`);
+      for (const r of q<{ lineage_id: string; next_slot: number; used: number; free: number }>(
+        "SELECT l.lineage_id, l.next_slot, (SELECT COUNT(DISTINCT slot) FROM units u WHERE u.lineage_id = l.lineage_id) AS used, (SELECT COUNT(*) FROM free_slots f WHERE f.lineage_id = l.lineage_id AND f.slot < l.next_slot) AS free FROM lineages l",
+      )) {
+        if (r.used + r.free !== r.next_slot) p.push(`lineage ${r.lineage_id}: ${r.next_slot} slots allocated but ${r.used} in use and ${r.free} free (${r.next_slot - r.used - r.free} leaked)`);
+        if (r.used > 0) {
+          const file = this.blocks.blockFile(r.lineage_id);
+          const maxSlot = (this.db.prepare("SELECT MAX(slot) AS m FROM units WHERE lineage_id = ?").get(r.lineage_id) as { m: number }).m;
+          const size = fs.existsSync(file) ? fs.statSync(file).size : -1;
+          if (size < (maxSlot + 1) * UNIT) p.push(`block file of ${r.lineage_id} is ${size < 0 ? "missing" : `${size} bytes, shorter than its units need`}`);
+        }
+      }
+      for (const r of q<{ lineage_id: string }>("SELECT lineage_id FROM lineages l WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.lineage_id = l.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.lineage_id = l.lineage_id)"))
+        p.push(`lineage ${r.lineage_id} is used by no disk or snapshot`);
+      for (const r of q<{ owner_id: string; n: number }>(
+        "SELECT u.owner_id, COUNT(*) AS n FROM units u JOIN disks d ON d.disk_id = u.owner_id WHERE u.idx * 65536 >= d.size_gb * 1073741824 GROUP BY u.owner_id",
+      ))
+        p.push(`disk ${r.owner_id} has ${r.n} units past its size`);
+      for (const r of q<{ owner_id: string }>("SELECT DISTINCT u.owner_id FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE l.encrypted = 1 AND (u.nonce IS NULL OR u.tag IS NULL)"))
+        p.push(`encrypted ${r.owner_id} has units without nonce or tag`);
+      for (const r of q<{ disk_id: string }>("SELECT disk_id FROM disks WHERE encrypted = 1 AND (kms_key_id IS NULL OR NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.region = disks.region))"))
+        p.push(`encrypted disk ${r.disk_id} has no key in its region`);
+      for (const r of q<{ disk_id: string }>("SELECT d.disk_id FROM disks d JOIN lineages l ON l.lineage_id = d.lineage_id WHERE l.encrypted <> d.encrypted OR l.region <> d.region"))
+        p.push(`disk ${r.disk_id} disagrees with its lineage on encryption or region`);
+      for (const r of q<{ attachment_id: string }>("SELECT attachment_id FROM attachments a WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = a.instance_id)")) p.push(`attachment ${r.attachment_id} names a missing instance`);
+      for (const r of q<{ attachment_id: string; psk_file: string }>("SELECT attachment_id, psk_file FROM attachments")) if (!fs.existsSync(r.psk_file)) p.push(`attachment ${r.attachment_id} has no key file ${r.psk_file}`);
+      for (const r of q<{ disk_id: string; state: string }>("SELECT disk_id, state FROM disks WHERE state <> 'UNATTACHED'")) p.push(`disk ${r.disk_id} is stuck in state ${r.state}`);
+      const billing = this.db
+        .prepare("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
+        .get() as { audited: number; charged: number; unbilled: number };
+      if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);
+      for (const f of this.orphanFiles()) p.push(`orphan file ${f}`);
+      const count = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
+      return { problems: p, disks: count("SELECT COUNT(*) AS n FROM disks"), snapshots: count("SELECT COUNT(*) AS n FROM snapshots"), units: count("SELECT COUNT(*) AS n FROM units") };
+    });
+  }
+}
+
+/** Searches one file for any secret, in overlapping chunks; returns the bytes scanned. */
+function scanFile(file: string, secrets: { label: string; bytes: Buffer }[], findings: string[]): number {
+  if (secrets.length === 0) return fs.statSync(file).size;
+  const fd = fs.openSync(file, "r");
+  const CHUNK = 8 * 1024 * 1024;
+  const overlap = 64;
+  const buf = Buffer.allocUnsafe(CHUNK + overlap);
+  let pos = 0;
+  let carry = 0;
+  let total = 0;
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, buf, carry, CHUNK, pos);
+      if (n <= 0) break;
+      const view = buf.subarray(0, carry + n);
+      for (const s of secrets) {
+        for (const probe of [s.bytes, Buffer.from(s.bytes.toString("hex")), Buffer.from(s.bytes.toString("base64"))]) {
+          if (view.indexOf(probe) >= 0) findings.push(`${file}: contains ${s.label}${probe === s.bytes ? "" : " (encoded)"}`);
+        }
+      }
+      total += n;
+      pos += n;
+      carry = Math.min(overlap, view.length);
+      view.copy(buf, 0, view.length - carry);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return total;
+}

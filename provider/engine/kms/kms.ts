@@ -1,0 +1,180 @@
+/**
+ * The KMS of every region: one service-managed CMK per region for disk encryption (K2, K5),
+ * one 256-bit data key (DK) per region wrapped by that CMK (K3, K4), and the root secret that
+ * protects CMK material at rest. Key metadata (`kms_keys` columns) is kept apart from key
+ * material (the wrapped blobs), and plaintext material lives only in this object's memory.
+ *
+ * Wrapping: root --AES-256-GCM(aad "encdisk/cmk/v1|region|keyId")--> CMK
+ *           CMK  --AES-256-GCM(aad "encdisk/dk/v1|region|keyId|cbs-disk-encryption")--> DK
+ *           DK   --HKDF-SHA256(salt lineageId, info "encdisk/unit-key/v1")--> lineage working key
+ */
+import * as crypto from "crypto";
+import { EngineError, ErrorCodes } from "../errors";
+import { nowIso } from "../ids";
+import type { Db } from "../store/db";
+import type { KmsKey } from "../types";
+import { hkdf, KEY_BYTES, keyCheckValue, unwrap, wrap, zero } from "./crypto";
+import { loadRootKey, type RootKeySource } from "./rootkey";
+
+interface KeyRow {
+  key_id: string;
+  region: string;
+  alias: string;
+  description: string;
+  wrapped_material: Buffer;
+  created_at: string;
+}
+
+const cmkAad = (region: string, keyId: string) => `encdisk/cmk/v1|${region}|${keyId}`;
+const dkAad = (region: string, keyId: string) => `encdisk/dk/v1|${region}|${keyId}|cbs-disk-encryption`;
+
+export function keyMeta(r: Omit<KeyRow, "wrapped_material">): KmsKey {
+  return {
+    keyId: r.key_id,
+    region: r.region,
+    alias: r.alias,
+    description: r.description,
+    keyUsage: "ENCRYPT_DECRYPT",
+    keyState: "Enabled",
+    owner: "CBS",
+    origin: "TENCENT_KMS",
+    createdAt: r.created_at,
+  };
+}
+
+export class Kms {
+  private root: Buffer | null = null;
+  private readonly dks = new Map<string, Buffer>();
+  private readonly lineageKeys = new Map<string, Buffer>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly src: RootKeySource,
+  ) {}
+
+  private rootKey(): Buffer {
+    if (this.root) return this.root;
+    const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
+    const { key, source } = loadRootKey(this.src, !hasKeys);
+    const kcv = keyCheckValue(key);
+    this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('kms_root_kcv', ?)").run(kcv);
+    const stored = (this.db.prepare("SELECT v FROM meta WHERE k = 'kms_root_kcv'").get() as { v: string }).v;
+    if (stored !== kcv) {
+      zero(key);
+      throw new EngineError(
+        ErrorCodes.KmsRootKeyMismatch,
+        `the KMS root key from ${source} is not the one that protects this engine directory's CMKs; point ENCDISK_KMS_ROOT_KEY_FILE (or the provider's kmsRootKeyFile) at the original key file. Nothing was changed.`,
+      );
+    }
+    this.root = key;
+    return key;
+  }
+
+  /** The region's CMK metadata, or null before the first encrypted use there. */
+  regionKey(region: string): KmsKey | null {
+    const r = this.db.prepare("SELECT key_id, region, alias, description, created_at FROM kms_keys WHERE region = ?").get(region) as KeyRow | undefined;
+    return r ? keyMeta(r) : null;
+  }
+
+  /**
+   * K2: makes sure the region has its CMK and DK (inside the caller's transaction). Returns
+   * the key and whether this call created them (first encrypted use in the region).
+   */
+  ensureRegionKey(region: string): { key: KmsKey; created: boolean } {
+    const existing = this.regionKey(region);
+    if (existing) return { key: existing, created: false };
+    const root = this.rootKey();
+    const keyId = crypto.randomUUID();
+    const cmk = crypto.randomBytes(KEY_BYTES);
+    const dk = crypto.randomBytes(KEY_BYTES);
+    try {
+      const now = nowIso();
+      this.db
+        .prepare("INSERT INTO kms_keys (key_id, region, alias, description, wrapped_material, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .run(keyId, region, `cbs-disk-encryption/${region}`, `Created by CBS for disk encryption in ${region}. Managed by the service: it cannot be chosen, deleted, disabled or changed.`, wrap(root, cmk, cmkAad(region, keyId)), now);
+      this.db.prepare("INSERT INTO data_keys (region, key_id, wrapped_dk, created_at) VALUES (?, ?, ?, ?)").run(region, keyId, wrap(cmk, dk, dkAad(region, keyId)), now);
+    } finally {
+      zero(cmk, dk);
+    }
+    return { key: this.regionKey(region) as KmsKey, created: true };
+  }
+
+  /** Unwraps the region's DK (root -> CMK -> DK), caching it in memory until `release`. */
+  private regionDk(region: string): Buffer {
+    const cached = this.dks.get(region);
+    if (cached) return cached;
+    const row = this.db.prepare("SELECT d.key_id, d.wrapped_dk, k.wrapped_material FROM data_keys d JOIN kms_keys k ON k.key_id = d.key_id WHERE d.region = ?").get(region) as
+      | { key_id: string; wrapped_dk: Buffer; wrapped_material: Buffer }
+      | undefined;
+    if (!row) throw new EngineError(ErrorCodes.KeyNotFound, `region ${region} has no disk-encryption key although an encrypted disk needs it; run: encdisk check`);
+    const cmk = unwrap(this.rootKey(), row.wrapped_material, cmkAad(region, row.key_id), `the CMK of ${region}`);
+    try {
+      const dk = unwrap(cmk, row.wrapped_dk, dkAad(region, row.key_id), `the data key of ${region}`);
+      this.dks.set(region, dk);
+      return dk;
+    } finally {
+      zero(cmk);
+    }
+  }
+
+  /** Proves the region's key chain unwraps (what the KMS Decrypt call of attach does); keeps nothing. */
+  checkRegionKey(region: string): void {
+    const had = this.dks.has(region);
+    this.regionDk(region);
+    if (!had) this.releaseRegion(region);
+  }
+
+  /** K3: the working key of a lineage, derived from the region DK. Held until `releaseLineage`/`release`. */
+  lineageKey(region: string, lineageId: string): Buffer {
+    let k = this.lineageKeys.get(lineageId);
+    if (!k) {
+      k = hkdf(this.regionDk(region), lineageId, "encdisk/unit-key/v1");
+      this.lineageKeys.set(lineageId, k);
+    }
+    return k;
+  }
+
+  releaseLineage(lineageId: string): void {
+    const k = this.lineageKeys.get(lineageId);
+    if (k) {
+      zero(k);
+      this.lineageKeys.delete(lineageId);
+    }
+  }
+
+  private releaseRegion(region: string): void {
+    zero(this.dks.get(region));
+    this.dks.delete(region);
+  }
+
+  /** Zeroes every plaintext key this process holds. */
+  release(): void {
+    for (const k of this.lineageKeys.values()) zero(k);
+    this.lineageKeys.clear();
+    for (const k of this.dks.values()) zero(k);
+    this.dks.clear();
+    zero(this.root);
+    this.root = null;
+  }
+
+  /**
+   * Every plaintext secret that must never reach storage: root key, CMKs, DKs and lineage
+   * keys. For `verifyNoKeyMaterial` only; the caller zeroes the returned buffers.
+   */
+  allSecrets(lineages: { lineage_id: string; region: string; encrypted: number }[]): { label: string; bytes: Buffer }[] {
+    const out: { label: string; bytes: Buffer }[] = [];
+    const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
+    if (!hasKeys) return out;
+    const root = this.rootKey();
+    out.push({ label: "KMS root key", bytes: Buffer.from(root) });
+    for (const r of this.db.prepare("SELECT key_id, region, wrapped_material FROM kms_keys").all() as KeyRow[]) {
+      const cmk = unwrap(root, r.wrapped_material, cmkAad(r.region, r.key_id), `the CMK of ${r.region}`);
+      out.push({ label: `CMK ${r.key_id} (${r.region})`, bytes: cmk });
+      out.push({ label: `DK of ${r.region}`, bytes: Buffer.from(this.regionDk(r.region)) });
+    }
+    for (const l of lineages) {
+      if (l.encrypted) out.push({ label: `working key of ${l.lineage_id}`, bytes: hkdf(this.regionDk(l.region), l.lineage_id, "encdisk/unit-key/v1") });
+    }
+    return out;
+  }
+}
