@@ -1,4 +1,6 @@
 /** The embedded engine: a small local cloud (KMS, encrypted block store, disks, snapshots, attachments, billing). */
 export * from "./types";
 export * from "./errors";
-export { openEngine } from "./engine";
+export { openEngine, resolveEngineDir, MAX_IO_BYTES, DEFAULT_PRICE_PER_CALL_MICROS, DEFAULT_STARTING_BALANCE_MICROS } from "./engine";
+export { UNIT } from "./blockstore/blockstore";
+export { defaultRootKeyFile } from "./kms/rootkey";
