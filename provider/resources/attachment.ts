@@ -1,0 +1,32 @@
+import * as pulumi from "@pulumi/pulumi";
+import { AttachmentInputs, AttachmentOutputs } from "../schemas/attachment";
+import { AttachmentProvider } from "./providers";
+import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+
+/** Arguments of {@link Attachment} (see schema.json for every property's description). */
+export type AttachmentArgs = ArgsOf<AttachmentInputs>;
+export type { AttachmentOutputs };
+
+const OUTPUT_KEYS = Object.keys(AttachmentOutputs.shape);
+
+// Declaration merging gives the class one typed `Output` per output property, with no field
+// initializers (a class field would overwrite the value Pulumi sets during construction).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface Attachment extends OutputsOf<AttachmentOutputs> {}
+
+/**
+ * Attaches a disk to an instance (C1, L7). Any change replaces it, detaching first.
+ *
+ * Type token: `pulumi-nodejs:dynamic/encdisk:Attachment`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class Attachment extends pulumi.dynamic.Resource {
+  constructor(name: string, args: AttachmentArgs, opts?: pulumi.CustomResourceOptions) {
+    super(AttachmentProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Attachment");
+  }
+
+  /** Look up an existing Attachment by id without managing it (read-only; never deleted by this stack). */
+  static get(name: string, id: pulumi.Input<pulumi.ID>, opts?: pulumi.CustomResourceOptions): Attachment {
+    return new Attachment(name, {} as AttachmentArgs, { ...opts, id });
+  }
+}

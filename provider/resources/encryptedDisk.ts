@@ -1,0 +1,32 @@
+import * as pulumi from "@pulumi/pulumi";
+import { EncryptedDiskInputs, EncryptedDiskOutputs } from "../schemas/encryptedDisk";
+import { EncryptedDiskProvider } from "./providers";
+import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+
+/** Arguments of {@link EncryptedDisk} (see schema.json for every property's description). */
+export type EncryptedDiskArgs = ArgsOf<EncryptedDiskInputs>;
+export type { EncryptedDiskOutputs };
+
+const OUTPUT_KEYS = Object.keys(EncryptedDiskOutputs.shape);
+
+// Declaration merging gives the class one typed `Output` per output property, with no field
+// initializers (a class field would overwrite the value Pulumi sets during construction).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface EncryptedDisk extends OutputsOf<EncryptedDiskOutputs> {}
+
+/**
+ * A cloud data disk, encrypted by default. Encryption is fixed for its life (L4, L5: a change is refused at preview); growing `sizeGb` updates in place; zone, type, usage or a different `snapshotId` replace it; `restoreSnapshotId` rolls it back; `sourceDiskId` migrates a disk of the other kind (M1); `adoptDiskId` adopts an existing disk.
+ *
+ * Type token: `pulumi-nodejs:dynamic/encdisk:EncryptedDisk`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class EncryptedDisk extends pulumi.dynamic.Resource {
+  constructor(name: string, args: EncryptedDiskArgs, opts?: pulumi.CustomResourceOptions) {
+    super(EncryptedDiskProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "EncryptedDisk");
+  }
+
+  /** Look up an existing EncryptedDisk by id without managing it (read-only; never deleted by this stack). */
+  static get(name: string, id: pulumi.Input<pulumi.ID>, opts?: pulumi.CustomResourceOptions): EncryptedDisk {
+    return new EncryptedDisk(name, {} as EncryptedDiskArgs, { ...opts, id });
+  }
+}

@@ -1,0 +1,32 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ImageInputs, ImageOutputs } from "../schemas/image";
+import { ImageProvider } from "./providers";
+import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+
+/** Arguments of {@link Image} (see schema.json for every property's description). */
+export type ImageArgs = ArgsOf<ImageInputs>;
+export type { ImageOutputs };
+
+const OUTPUT_KEYS = Object.keys(ImageOutputs.shape);
+
+// Declaration merging gives the class one typed `Output` per output property, with no field
+// initializers (a class field would overwrite the value Pulumi sets during construction).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface Image extends OutputsOf<ImageOutputs> {}
+
+/**
+ * An image of snapshots, or a copy of one in another region; shared with accounts. S3 and S4 refusals.
+ *
+ * Type token: `pulumi-nodejs:dynamic/encdisk:Image`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class Image extends pulumi.dynamic.Resource {
+  constructor(name: string, args: ImageArgs, opts?: pulumi.CustomResourceOptions) {
+    super(ImageProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Image");
+  }
+
+  /** Look up an existing Image by id without managing it (read-only; never deleted by this stack). */
+  static get(name: string, id: pulumi.Input<pulumi.ID>, opts?: pulumi.CustomResourceOptions): Image {
+    return new Image(name, {} as ImageArgs, { ...opts, id });
+  }
+}

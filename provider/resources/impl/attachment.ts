@@ -1,0 +1,84 @@
+/**
+ * Attachment hooks. Every change replaces the attachment with delete-before-replace: a disk
+ * sits on one instance at a time, so the old attachment must go before the new one is made.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import type { Attachment as EngineAttachment } from "../../engine/types";
+import { AttachmentInputs, AttachmentOutputs } from "../../schemas/attachment";
+import { engine, existingEngine } from "../context";
+import { compact, isNotFound, isUnknown, lookup, passInputs, Props, same, validate } from "./common";
+
+function outs(a: EngineAttachment, stated: Props): AttachmentOutputs {
+  return compact({
+    attachmentId: a.attachmentId,
+    diskId: a.diskId,
+    instanceId: a.instanceId,
+    expectedCapacityGb: typeof stated.expectedCapacityGb === "number" ? stated.expectedCapacityGb : undefined,
+    zone: a.zone,
+    encrypted: a.encrypted,
+    capacityGb: a.capacityGb,
+    capacityBytes: a.capacityBytes,
+    diskSizeGb: a.diskSizeGb,
+    reattachRequired: a.reattachRequired,
+    attachedAt: a.attachedAt,
+    endpoint: a.endpoint,
+    pskIdentity: a.pskIdentity,
+    pskFile: a.pskFile,
+  }) as AttachmentOutputs;
+}
+
+export const Attachment = {
+  async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
+    const { known: k, failures } = validate(AttachmentInputs, news);
+    const e = existingEngine();
+    if (e && k.diskId !== undefined && k.instanceId !== undefined) {
+      const d = lookup(() => e.findDisk(k.diskId as string));
+      const i = lookup(() => e.findInstance(k.instanceId as string));
+      if (!d) failures.push({ property: "diskId", reason: `disk ${k.diskId} does not exist.` });
+      if (!i) failures.push({ property: "instanceId", reason: `instance ${k.instanceId} does not exist.` });
+      if (d && i) {
+        if (d.zone !== i.zone) failures.push({ property: "instanceId", reason: `C1: ${d.diskId} is in ${d.zone} and attaches only to instances of that zone; ${i.instanceId} is in ${i.zone}.` });
+        if (d.encrypted && i.localStorage) failures.push({ property: "instanceId", reason: `L7: ${d.diskId} is encrypted and cannot be attached to ${i.instanceId}, which has local storage. Attach it to an instance without local storage.` });
+        // Attached elsewhere, and not by this very attachment (which a replacement detaches first).
+        const ours = olds?.diskId === d.diskId && olds?.instanceId === d.instanceId;
+        if (d.attachmentId && !ours && d.instanceId !== i.instanceId)
+          failures.push({ property: "diskId", reason: `${d.diskId} is already attached to ${d.instanceId}; a disk sits on one instance at a time. Remove that attachment first.` });
+        if (k.expectedCapacityGb !== undefined && k.expectedCapacityGb > d.sizeGb)
+          failures.push({ property: "expectedCapacityGb", reason: `${d.diskId} has ${d.sizeGb} GB; the instance cannot see ${k.expectedCapacityGb} GB.` });
+      }
+    }
+    return { inputs: passInputs(news), failures };
+  },
+
+  async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
+    const replaces: string[] = [];
+    for (const key of ["diskId", "instanceId"]) if (isUnknown(news[key]) || !same(news[key], olds[key])) replaces.push(key);
+    // A stated capacity that changes re-attaches (L6); dropping the input changes nothing.
+    if (news.expectedCapacityGb !== undefined && (isUnknown(news.expectedCapacityGb) || news.expectedCapacityGb !== olds.expectedCapacityGb)) replaces.push("expectedCapacityGb");
+    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
+  },
+
+  async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
+    const k = AttachmentInputs.parse(passInputs(news));
+    const a = engine().attachDisk({ diskId: k.diskId, instanceId: k.instanceId });
+    return { id: a.attachmentId, outs: outs(a, k) };
+  },
+
+  async read(id: string, props: Props): Promise<pulumi.dynamic.ReadResult> {
+    const a = lookup(() => engine().findAttachment(id));
+    if (!a) return {};
+    return { id, props: outs(a, props ?? {}) };
+  },
+
+  async update(id: string, _olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
+    return { outs: outs(engine().getAttachment(id), news) };
+  },
+
+  async delete(id: string): Promise<void> {
+    try {
+      engine().detachDisk(id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  },
+};

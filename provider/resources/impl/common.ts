@@ -1,0 +1,122 @@
+/**
+ * Helpers shared by the hook implementations: input validation that tolerates preview's
+ * unknown values, refusals that name their rule, and comparisons for `diff`.
+ */
+import type { z } from "zod";
+import type * as pulumi from "@pulumi/pulumi";
+import { UNKNOWN } from "../../schemas/common";
+import { isEngineError } from "../../engine/errors";
+
+export type Props = Record<string, unknown>;
+export const PROVIDER_KEY = "__provider";
+
+/** True when `v` is, or contains, a value unknown during preview. */
+export function isUnknown(v: unknown): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(isUnknown);
+  if (v !== null && typeof v === "object") return Object.values(v).some(isUnknown);
+  return false;
+}
+
+/** Format a property path the way Pulumi prints them: `tags.env`, `snapshotIds[0]`. */
+export function propertyPath(key: string, sub: readonly PropertyKey[]): string {
+  let p = key;
+  for (const s of sub) p += typeof s === "number" ? `[${s}]` : `.${String(s)}`;
+  return p;
+}
+
+export interface Validated<T> {
+  /** Values of the known, valid inputs (unknown and invalid ones left out). */
+  known: Partial<T>;
+  /** Names of inputs whose value is unknown during preview. */
+  unknown: Set<string>;
+  failures: pulumi.dynamic.CheckFailure[];
+}
+
+/**
+ * Validate `news` property by property against the zod object: inputs unknown during preview
+ * are skipped, each failure names its property. The inputs themselves are never rewritten.
+ */
+export function validate<S extends z.ZodObject>(schema: S, news: Props): Validated<z.output<S>> {
+  const shape = schema.shape as Record<string, z.ZodType>;
+  const known: Props = {};
+  const unknown = new Set<string>();
+  const failures: pulumi.dynamic.CheckFailure[] = [];
+  for (const key of Object.keys(news)) {
+    if (key === PROVIDER_KEY) continue;
+    if (!(key in shape)) failures.push({ property: key, reason: `unknown property "${key}"; known: ${Object.keys(shape).join(", ")}` });
+  }
+  for (const [key, fieldSchema] of Object.entries(shape)) {
+    const value = news[key];
+    if (isUnknown(value)) {
+      unknown.add(key);
+      continue;
+    }
+    const r = fieldSchema.safeParse(value === null ? undefined : value);
+    if (r.success) {
+      if (r.data !== undefined) known[key] = r.data;
+    } else {
+      for (const issue of r.error.issues) failures.push({ property: propertyPath(key, issue.path), reason: issue.message });
+    }
+  }
+  return { known: known as Partial<z.output<S>>, unknown, failures };
+}
+
+/** The inputs a check hands back: the program's own, minus the provider key (the host re-adds it). */
+export function passInputs(news: Props): Props {
+  const out: Props = {};
+  for (const [k, v] of Object.entries(news)) if (k !== PROVIDER_KEY && v !== undefined) out[k] = v;
+  return out;
+}
+
+/** Structural equality for JSON values. */
+export function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a as object).filter((k) => (a as Props)[k] !== undefined);
+  const kb = Object.keys(b as object).filter((k) => (b as Props)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => same((a as Props)[k], (b as Props)[k]));
+}
+
+/** A refusal that names its rule and the way out; thrown by diff/create/update as a backstop. */
+export function refusal(code: string, rule: string | undefined, message: string): Error {
+  const err = new Error(rule ? `[${code}] ${rule}: ${message}` : `[${code}] ${message}`) as Error & { code?: string; rule?: string };
+  err.code = code;
+  if (rule) err.rule = rule;
+  return err;
+}
+
+/** A check failure from an engine error (or any error), on `property`. */
+export function failureFrom(property: string, e: unknown): pulumi.dynamic.CheckFailure {
+  if (isEngineError(e)) return { property: e.property ?? property, reason: e.message };
+  return { property, reason: e instanceof Error ? e.message : String(e) };
+}
+
+/** Run an engine lookup that may legitimately find nothing. */
+export function lookup<T>(fn: () => T | null | undefined): T | undefined {
+  try {
+    return fn() ?? undefined;
+  } catch (e) {
+    if (isEngineError(e) && /NotFound/.test(e.code)) return undefined;
+    throw e;
+  }
+}
+
+/** True for an engine "not found" error (deleting something already gone is success). */
+export function isNotFound(e: unknown): boolean {
+  return isEngineError(e) && /NotFound/.test(e.code);
+}
+
+/** Drop undefined and null fields (Pulumi state keeps absent outputs absent). */
+export function compact<T extends Props>(o: T): T {
+  const out: Props = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined && v !== null) out[k] = v;
+  return out as T;
+}
+
+/** Write a diagnostic line: the Pulumi CLI shows a provider's stderr lines in its output. */
+export function notice(message: string): void {
+  process.stderr.write(`${message}\n`);
+}

@@ -1,0 +1,79 @@
+/** SnapshotCopy hooks: a snapshot copied to another region; refused for encrypted snapshots (S4). */
+import type * as pulumi from "@pulumi/pulumi";
+import { ErrorCodes } from "../../engine/errors";
+import type { Snapshot as EngineSnapshot } from "../../engine/types";
+import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../../schemas/snapshotCopy";
+import { assertRegion } from "../../engine/geography";
+import { engine, existingEngine } from "../context";
+import { failureFrom, isNotFound, isUnknown, lookup, passInputs, Props, refusal, same, validate } from "./common";
+
+const S4_REASON = "S4: encrypted snapshots cannot be copied across regions. Copy only snapshots of non-encrypted disks; an encrypted disk's data stays in its region.";
+
+function outs(s: EngineSnapshot, stated: Props): SnapshotCopyOutputs {
+  return {
+    snapshotId: s.snapshotId,
+    sourceSnapshotId: s.copiedFromSnapshotId ?? String(stated.sourceSnapshotId),
+    destinationRegion: typeof stated.destinationRegion === "string" ? stated.destinationRegion : s.region,
+    name: s.name,
+    region: s.region,
+    encrypted: s.encrypted,
+    sizeGb: s.sizeGb,
+    state: s.state,
+    createdAt: s.createdAt,
+  };
+}
+
+export const SnapshotCopy = {
+  async check(_olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
+    const { known: k, failures } = validate(SnapshotCopyInputs, news);
+    const e = existingEngine();
+    if (e && k.sourceSnapshotId !== undefined) {
+      const s = lookup(() => e.findSnapshot(k.sourceSnapshotId as string));
+      if (!s) failures.push({ property: "sourceSnapshotId", reason: `snapshot ${k.sourceSnapshotId} does not exist.` });
+      else if (s.encrypted) failures.push({ property: "sourceSnapshotId", reason: S4_REASON });
+      else if (k.destinationRegion !== undefined && k.destinationRegion === s.region)
+        failures.push({ property: "destinationRegion", reason: `${s.snapshotId} is already in ${s.region}; choose another region.` });
+    }
+    if (k.destinationRegion !== undefined) {
+      try {
+        assertRegion(k.destinationRegion, "destinationRegion");
+      } catch (err) {
+        failures.push(failureFrom("destinationRegion", err));
+      }
+    }
+    return { inputs: passInputs(news), failures };
+  },
+
+  async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
+    const replaces: string[] = [];
+    for (const key of ["sourceSnapshotId", "destinationRegion", "name"])
+      if (news[key] !== undefined && (isUnknown(news[key]) || !same(news[key], olds[key]))) replaces.push(key);
+    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: false };
+  },
+
+  async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
+    const k = SnapshotCopyInputs.parse(passInputs(news));
+    const e = engine();
+    if (e.getSnapshot(k.sourceSnapshotId).encrypted) throw refusal(ErrorCodes.EncryptedCrossRegionCopy, "S4", S4_REASON.slice(4));
+    const s = e.copySnapshot({ snapshotId: k.sourceSnapshotId, destinationRegion: k.destinationRegion, ...(k.name !== undefined ? { name: k.name } : {}) });
+    return { id: s.snapshotId, outs: outs(s, k) };
+  },
+
+  async read(id: string, props: Props): Promise<pulumi.dynamic.ReadResult> {
+    const s = lookup(() => engine().findSnapshot(id));
+    if (!s) return {};
+    return { id, props: outs(s, props ?? {}) };
+  },
+
+  async update(id: string, _olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
+    return { outs: outs(engine().getSnapshot(id), news) };
+  },
+
+  async delete(id: string): Promise<void> {
+    try {
+      engine().deleteSnapshot(id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  },
+};

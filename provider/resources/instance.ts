@@ -1,0 +1,32 @@
+import * as pulumi from "@pulumi/pulumi";
+import { InstanceInputs, InstanceOutputs } from "../schemas/instance";
+import { InstanceProvider } from "./providers";
+import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+
+/** Arguments of {@link Instance} (see schema.json for every property's description). */
+export type InstanceArgs = ArgsOf<InstanceInputs>;
+export type { InstanceOutputs };
+
+const OUTPUT_KEYS = Object.keys(InstanceOutputs.shape);
+
+// Declaration merging gives the class one typed `Output` per output property, with no field
+// initializers (a class field would overwrite the value Pulumi sets during construction).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface Instance extends OutputsOf<InstanceOutputs> {}
+
+/**
+ * An instance that disks attach to. Any change replaces it.
+ *
+ * Type token: `pulumi-nodejs:dynamic/encdisk:Instance`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class Instance extends pulumi.dynamic.Resource {
+  constructor(name: string, args: InstanceArgs, opts?: pulumi.CustomResourceOptions) {
+    super(InstanceProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Instance");
+  }
+
+  /** Look up an existing Instance by id without managing it (read-only; never deleted by this stack). */
+  static get(name: string, id: pulumi.Input<pulumi.ID>, opts?: pulumi.CustomResourceOptions): Instance {
+    return new Instance(name, {} as InstanceArgs, { ...opts, id });
+  }
+}

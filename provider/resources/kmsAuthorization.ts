@@ -1,0 +1,32 @@
+import * as pulumi from "@pulumi/pulumi";
+import { KmsAuthorizationInputs, KmsAuthorizationOutputs } from "../schemas/kmsAuthorization";
+import { KmsAuthorizationProvider } from "./providers";
+import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+
+/** Arguments of {@link KmsAuthorization} (see schema.json for every property's description). */
+export type KmsAuthorizationArgs = ArgsOf<KmsAuthorizationInputs>;
+export type { KmsAuthorizationOutputs };
+
+const OUTPUT_KEYS = Object.keys(KmsAuthorizationOutputs.shape);
+
+// Declaration merging gives the class one typed `Output` per output property, with no field
+// initializers (a class field would overwrite the value Pulumi sets during construction).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface KmsAuthorization extends OutputsOf<KmsAuthorizationOutputs> {}
+
+/**
+ * Authorizes KMS for the account (O2). Make encrypted disks depend on it.
+ *
+ * Type token: `pulumi-nodejs:dynamic/encdisk:KmsAuthorization`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class KmsAuthorization extends pulumi.dynamic.Resource {
+  constructor(name: string, args: KmsAuthorizationArgs = {}, opts?: pulumi.CustomResourceOptions) {
+    super(KmsAuthorizationProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "KmsAuthorization");
+  }
+
+  /** Look up an existing KmsAuthorization by id without managing it (read-only; never deleted by this stack). */
+  static get(name: string, id: pulumi.Input<pulumi.ID>, opts?: pulumi.CustomResourceOptions): KmsAuthorization {
+    return new KmsAuthorization(name, {} as KmsAuthorizationArgs, { ...opts, id });
+  }
+}

@@ -1,0 +1,32 @@
+import * as pulumi from "@pulumi/pulumi";
+import { SnapshotInputs, SnapshotOutputs } from "../schemas/snapshot";
+import { SnapshotProvider } from "./providers";
+import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+
+/** Arguments of {@link Snapshot} (see schema.json for every property's description). */
+export type SnapshotArgs = ArgsOf<SnapshotInputs>;
+export type { SnapshotOutputs };
+
+const OUTPUT_KEYS = Object.keys(SnapshotOutputs.shape);
+
+// Declaration merging gives the class one typed `Output` per output property, with no field
+// initializers (a class field would overwrite the value Pulumi sets during construction).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface Snapshot extends OutputsOf<SnapshotOutputs> {}
+
+/**
+ * A snapshot of a disk; inherits its encryption (S1, S2). Any change replaces it.
+ *
+ * Type token: `pulumi-nodejs:dynamic/encdisk:Snapshot`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class Snapshot extends pulumi.dynamic.Resource {
+  constructor(name: string, args: SnapshotArgs, opts?: pulumi.CustomResourceOptions) {
+    super(SnapshotProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Snapshot");
+  }
+
+  /** Look up an existing Snapshot by id without managing it (read-only; never deleted by this stack). */
+  static get(name: string, id: pulumi.Input<pulumi.ID>, opts?: pulumi.CustomResourceOptions): Snapshot {
+    return new Snapshot(name, {} as SnapshotArgs, { ...opts, id });
+  }
+}
