@@ -4,7 +4,7 @@
  *
  * Usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet]
  *
- *   --dir DIR                 engine directory (default: $ENCDISK_DIR, else ./.encdisk)
+ *   --dir DIR                 engine directory (default: $ENCDISK_DIR, else ~/.encdisk)
  *   --listen HOST:PORT        address to listen on (default: $ENCDISK_NBD_ADDRESS, else 127.0.0.1:10809);
  *                             port 0 picks a free port (printed on the "listening on" line)
  *   --poll-ms N               how often to re-read the attachment list, in ms (default 250)
@@ -16,7 +16,7 @@
  * export. Detaching closes the export and its connections. Logs one line per event to stdout.
  * SIGINT/SIGTERM: close connections, release key material, close the engine, exit 0.
  */
-import { openEngine } from "../index";
+import { openEngine, resolveEngineDir } from "../engine";
 import { EngineBackend } from "../nbd/engine-backend";
 import { NbdServer } from "../nbd/server";
 
@@ -43,7 +43,7 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process.env): ServeFlags {
-  let dir = env.ENCDISK_DIR || ".encdisk";
+  let dir: string | undefined;
   let listen = env.ENCDISK_NBD_ADDRESS || "127.0.0.1:10809";
   let pollMs = 250;
   let kmsRootKeyFile: string | undefined;
@@ -59,7 +59,7 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
       return v;
     };
     switch (flag) {
-      case "--dir": dir = value(); break;
+      case "--dir": dir = resolveEngineDir(value()); break;
       case "--listen": listen = value(); break;
       case "--poll-ms": {
         const v = value();
@@ -73,7 +73,7 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     }
   }
   const { host, port } = parseListen(listen);
-  return { dir, host, port, pollMs, kmsRootKeyFile, quiet };
+  return { dir: dir ?? (env.ENCDISK_DIR ? resolveEngineDir(env.ENCDISK_DIR) : resolveEngineDir()), host, port, pollMs, kmsRootKeyFile, quiet };
 }
 
 export async function serveCommand(args: string[]): Promise<number> {
