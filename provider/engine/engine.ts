@@ -334,6 +334,8 @@ class LocalEngine implements Engine {
         { rule: "B3" },
       );
     }
+    // The call is real: Decrypt/Encrypt unwrap the region's key chain, so a wrong root key fails here.
+    if (kmsApi === "Decrypt" || kmsApi === "Encrypt") this.kms.checkRegionKey(region);
     const audit = this.db
       .prepare("INSERT INTO audit (time, region, operation, resource_id, kms_api, billable, price_micros) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(nowIso(), region, operation, resourceId, kmsApi, billable ? 1 : 0, price);
@@ -486,6 +488,12 @@ class LocalEngine implements Engine {
     needs(input.encrypt === undefined || typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false", { property: "encrypt" });
     const name = checkName(input.name);
     const tags = checkTags(input.tags);
+    needs(
+      (input as { kmsKeyId?: unknown }).kmsKeyId === undefined,
+      ErrorCodes.ServiceManagedKey,
+      "the disk-encryption CMK cannot be specified: every encrypted disk of a region uses the CMK the service created there (list it with: encdisk keys); remove kmsKeyId",
+      { rule: "O3", property: "kmsKeyId" },
+    );
     if (input.snapshotId !== undefined && input.snapshotId !== null) checkId(input.snapshotId, "snap", "snapshotId", ErrorCodes.SnapshotNotFound);
 
     return this.run(() => {
@@ -884,7 +892,6 @@ class LocalEngine implements Engine {
       const attachmentId = newId("att");
       if (d.encrypted) {
         this.kmsCall(d.region, "AttachDisk", d.disk_id, "Decrypt");
-        this.kms.checkRegionKey(d.region);
       }
       const pskFile = this.writePskFile(attachmentId);
       this.db.prepare("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, attached_at) VALUES (?, ?, ?, ?, ?, ?)").run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, pskFile, nowIso());
