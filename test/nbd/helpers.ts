@@ -76,7 +76,7 @@ export class RawClient {
     return { option: h.readUInt32BE(8), type: h.readUInt32BE(12), data: await this.read(len) };
   }
 
-  async starttls(identity: string, key: Buffer): Promise<tls.TLSSocket> {
+  async starttls(identity: string, key: Buffer, tlsOpts: { ciphers?: string; maxVersion?: tls.SecureVersion } = {}): Promise<tls.TLSSocket> {
     this.sendOpt(P.NBD_OPT_STARTTLS);
     const r = await this.optReply();
     if (r.type !== P.NBD_REP_ACK) throw new Error(`STARTTLS refused: ${r.type}`);
@@ -84,7 +84,8 @@ export class RawClient {
     const t = tls.connect({
       socket: this.raw,
       pskCallback: () => ({ psk: key, identity }),
-      ciphers: "TLS_AES_128_GCM_SHA256:PSK-AES128-GCM-SHA256",
+      ciphers: tlsOpts.ciphers ?? "TLS_AES_128_GCM_SHA256:PSK-AES128-GCM-SHA256",
+      maxVersion: tlsOpts.maxVersion,
       checkServerIdentity: () => undefined,
     });
     t.on("error", () => undefined);

@@ -112,6 +112,39 @@ describe("W2: negotiation requires TLS", () => {
     expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_INVALID);
   });
 
+  test.each([
+    ["TLSv1.3", "TLS_AES_128_GCM_SHA256"],
+    ["TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256"],
+    ["TLSv1.2", "PSK-AES256-GCM-SHA384"],
+    ["TLSv1.2", "DHE-PSK-AES256-GCM-SHA384"],
+    ["TLSv1.2", "ECDHE-PSK-CHACHA20-POLY1305"],
+  ] as const)("PSK over %s with %s", async (version, cipher) => {
+    const { c } = await RawClient.hello(port);
+    clients.push(c);
+    const t = await c.starttls(A, keyA, { ciphers: cipher, maxVersion: version });
+    expect(t.getProtocol()).toBe(version);
+    expect(t.getCipher().name).toBe(cipher);
+    const go = await c.goOrInfo(P.NBD_OPT_GO, A);
+    expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
+  });
+
+  test("a client connecting right after attach is served without waiting for the next poll", async () => {
+    const quiet = new NbdServer({ backend, port: 0, pollIntervalMs: 0, log: () => undefined });
+    const p2 = (await quiet.listen()).port;
+    try {
+      const { key } = backend.add("att-dddddddd", MiB);
+      const { c } = await RawClient.hello(p2);
+      clients.push(c);
+      await c.starttls("att-dddddddd", key);
+      const go = await c.goOrInfo(P.NBD_OPT_GO, "att-dddddddd");
+      expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
+      c.destroy();
+    } finally {
+      backend.remove("att-dddddddd");
+      await quiet.close();
+    }
+  });
+
   test("an oversized option payload is a hard disconnect", async () => {
     const { c } = await RawClient.hello(port);
     clients.push(c);

@@ -62,6 +62,8 @@ const TRANSMISSION_FLAGS =
   // One process serves all connections through one engine; FLUSH makes every completed write durable.
   P.NBD_FLAG_CAN_MULTI_CONN;
 
+/** Open connections allowed at once (each may hold up to ~40 MiB of buffers). */
+const MAX_CONNECTIONS = 256;
 /** How long a client may take to negotiate before it is dropped. */
 const NEGOTIATION_TIMEOUT_MS = 30_000;
 
@@ -182,6 +184,8 @@ class Connection {
       const length = h.readUInt32BE(12);
       if (length > P.MAX_OPTION_LENGTH) throw new Disconnect(`refused: option ${P.optionName(option)} with ${length} bytes of data`);
       const data = await this.reader.read(length);
+      // A client that sends options without reading the replies must not grow our buffers.
+      if (this.stream.writableNeedDrain) await this.drain();
 
       if (option === P.NBD_OPT_ABORT) {
         this.optReply(option, P.NBD_REP_ACK);
@@ -323,6 +327,8 @@ class Connection {
       secureContext: this.server.secureContext,
       pskCallback: (_socket: tls.TLSSocket, identity: string): Buffer | null => {
         try {
+          // An attachment made since the last poll: look again before refusing.
+          if (!this.server.findExportByIdentity(identity)) this.server.refresh();
           if (!this.server.findExportByIdentity(identity)) {
             this.log(`TLS refused: unknown PSK identity ${JSON.stringify(identity)}`);
             return null;
@@ -579,6 +585,11 @@ export class NbdServer {
 
   private accept(socket: net.Socket): void {
     if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= MAX_CONNECTIONS) {
+      this.log(`refused ${socket.remoteAddress}:${socket.remotePort}: ${MAX_CONNECTIONS} connections already open`);
       socket.destroy();
       return;
     }
