@@ -1,0 +1,96 @@
+/**
+ * Stack programs under pulumi.runtime.setMocks: wiring and serialization only (mocks call no
+ * hook). Checks type tokens, the inputs each resource registers (including the serialized
+ * provider), typed outputs, and Resource.get.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as encdisk from "../../provider";
+import { PROVIDERS } from "../../provider/resources/providers";
+
+interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  id?: string;
+}
+const registered: Registered[] = [];
+const reads: Registered[] = [];
+
+pulumi.runtime.setMocks(
+  {
+    newResource(args) {
+      const inputs = args.inputs as Record<string, unknown>;
+      registered.push({ type: args.type, name: args.name, inputs });
+      const short = args.type.split(":").pop() as string;
+      const id = `${short.toLowerCase()}-${args.name}`;
+      if (args.id) reads.push({ type: args.type, name: args.name, inputs, id: args.id });
+      const outs: Record<string, unknown> = { ...inputs };
+      if (short === "EncryptedDisk") Object.assign(outs, { diskId: args.id || "disk-mock0001", encrypted: inputs.encrypt ?? true, region: "ap-guangzhou", reattachRequired: false });
+      if (short === "Instance") Object.assign(outs, { instanceId: "ins-mock0001" });
+      if (short === "Snapshot") Object.assign(outs, { snapshotId: "snap-mock0001", encrypted: true });
+      if (short === "Attachment") Object.assign(outs, { attachmentId: "att-mock0001", capacityGb: 20 });
+      return { id: args.id || id, state: outs };
+    },
+    call() {
+      return {};
+    },
+  },
+  "encdisk-mocks",
+  "test",
+  false,
+);
+
+function value<T>(o: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => o.apply((v) => (resolve(v), v)));
+}
+
+async function serialized(provider: object): Promise<string> {
+  return (await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true })).text;
+}
+
+describe("a stack program under mocks", () => {
+  const auth = new encdisk.KmsAuthorization("kms");
+  const web = new encdisk.Instance("web", { zone: "ap-guangzhou-3", instanceType: "S5.MEDIUM4" });
+  const data = new encdisk.EncryptedDisk("data", { zone: "ap-guangzhou-3", sizeGb: 20, tags: { env: pulumi.output("test") } }, { dependsOn: [auth] });
+  const att = new encdisk.Attachment("data-on-web", { diskId: data.diskId, instanceId: web.instanceId, expectedCapacityGb: 20 });
+  const snap = new encdisk.Snapshot("nightly", { diskId: data.diskId });
+  const restored = new encdisk.EncryptedDisk("restored", { zone: "ap-guangzhou-3", snapshotId: snap.snapshotId });
+
+  test("every resource registers under pulumi-nodejs:dynamic/encdisk:<Name>", async () => {
+    const urns = await Promise.all([auth, web, data, att, snap, restored].map((r) => value(r.urn)));
+    expect(urns.map((u) => u.split("::")[2])).toEqual([
+      "pulumi-nodejs:dynamic/encdisk:KmsAuthorization",
+      "pulumi-nodejs:dynamic/encdisk:Instance",
+      "pulumi-nodejs:dynamic/encdisk:EncryptedDisk",
+      "pulumi-nodejs:dynamic/encdisk:Attachment",
+      "pulumi-nodejs:dynamic/encdisk:Snapshot",
+      "pulumi-nodejs:dynamic/encdisk:EncryptedDisk",
+    ]);
+  });
+
+  test("inputs arrive as written (outputs of other resources resolved), outputs are typed", async () => {
+    expect(await value(att.capacityGb)).toBe(20);
+    const reg = (name: string) => registered.find((r) => r.name === name) as Registered;
+    expect(reg("data").inputs).toMatchObject({ zone: "ap-guangzhou-3", sizeGb: 20, tags: { env: "test" } });
+    expect(reg("data").inputs).not.toHaveProperty("encrypt");
+    expect(reg("data-on-web").inputs).toMatchObject({ diskId: "disk-mock0001", instanceId: "ins-mock0001", expectedCapacityGb: 20 });
+    expect(reg("restored").inputs).toMatchObject({ snapshotId: "snap-mock0001" });
+    const encrypted: boolean = await value(data.encrypted);
+    expect(encrypted).toBe(true);
+  });
+
+  test("each resource carries the serialized provider of its own type", async () => {
+    await value(restored.urn);
+    for (const [name, provider] of Object.entries(PROVIDERS)) {
+      const text = await serialized(provider);
+      const mine = registered.filter((r) => r.type === `pulumi-nodejs:dynamic/encdisk:${name}`);
+      for (const r of mine) expect(r.inputs.__provider).toBe(text);
+    }
+  });
+
+  test("Resource.get reads an existing disk by id without managing it", async () => {
+    const got = encdisk.EncryptedDisk.get("existing", "disk-abcd1234");
+    expect(await value(got.diskId)).toBe("disk-abcd1234");
+    expect(reads.map((r) => r.id)).toContain("disk-abcd1234");
+  });
+});
