@@ -608,6 +608,17 @@ class LocalEngine implements Engine {
     needs(src.disk_id !== dst.disk_id, ErrorCodes.InvalidParameter, "source and target disks must differ", { property: "targetDiskId" });
     needs(!dst.attachment_id, ErrorCodes.Attached, `target disk ${targetDiskId} is attached to ${dst.instance_id}; detach it before copying data onto it`, { property: "targetDiskId" });
     needs(dst.size_gb >= src.size_gb, ErrorCodes.DiskSizeNotMatch, `target disk ${targetDiskId} (${dst.size_gb} GB) is smaller than source ${sourceDiskId} (${src.size_gb} GB)`, { property: "sizeGb" });
+    // Keys this call derives only for the copy are zeroed when it ends (K4: in memory only while served).
+    const transient = [src.lineage_id, dst.lineage_id].filter((l) => !this.kms.holds(l));
+    try {
+      return this.copyUnits(src, dst, onProgress);
+    } finally {
+      for (const l of transient) this.kms.releaseLineage(l);
+    }
+  }
+
+  private copyUnits(src: DiskRow, dst: DiskRow, onProgress?: (p: MigrateProgress) => void): MigrateProgress {
+    const targetDiskId = dst.disk_id;
     const total = src.units * UNIT;
     const progress: MigrateProgress = { copiedBytes: 0, totalBytes: total, skippedBytes: src.size_gb * GiB - total };
     // The target becomes an exact copy: whatever it held is dropped first.

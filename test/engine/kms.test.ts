@@ -119,3 +119,44 @@ describe("KMS", () => {
     expect(a.encrypted).toBe(true);
   });
 });
+
+describe("key lifetime", () => {
+  test("K4: a migration zeroes the working keys it derived once it ends", () => {
+    const t2 = tempEngine();
+    try {
+      const e = t2.engine;
+      e.authorizeKms();
+      const src = e.createDisk({ zone: ZONE, sizeGb: 10, encrypt: true });
+      const kms = (e as unknown as { kms: { lineageKeys: Map<string, Buffer> } }).kms;
+      const seen: Buffer[] = [];
+      const orig = kms.lineageKeys.set.bind(kms.lineageKeys);
+      kms.lineageKeys.set = (k: string, v: Buffer) => (seen.push(v), orig(k, v));
+      e.migrateDisk({ sourceDiskId: src.diskId, encrypt: true });
+      expect(seen.length).toBeGreaterThan(0);
+      expect(kms.lineageKeys.size).toBe(0);
+      for (const k of seen) expect(k.equals(Buffer.alloc(32))).toBe(true);
+    } finally {
+      t2.cleanup();
+    }
+  });
+
+  test("K4: detaching zeroes the working key the attachment's I/O used", () => {
+    const t2 = tempEngine();
+    try {
+      const e = t2.engine;
+      e.authorizeKms();
+      const d = e.createDisk({ zone: ZONE, sizeGb: 10, encrypt: true });
+      const ins = e.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" });
+      const a = e.attachDisk({ diskId: d.diskId, instanceId: ins.instanceId });
+      e.write(a.attachmentId, 0, Buffer.from("x"));
+      const kms = (e as unknown as { kms: { lineageKeys: Map<string, Buffer> } }).kms;
+      const [key] = [...kms.lineageKeys.values()];
+      expect(key.equals(Buffer.alloc(32))).toBe(false);
+      e.detachDisk(a.attachmentId);
+      expect(key.equals(Buffer.alloc(32))).toBe(true);
+      expect(kms.lineageKeys.size).toBe(0);
+    } finally {
+      t2.cleanup();
+    }
+  });
+});

@@ -43,8 +43,6 @@ export function keyMeta(r: Omit<KeyRow, "wrapped_material">): KmsKey {
 }
 
 export class Kms {
-  private root: Buffer | null = null;
-  private readonly dks = new Map<string, Buffer>();
   private readonly lineageKeys = new Map<string, Buffer>();
 
   constructor(
@@ -52,8 +50,11 @@ export class Kms {
     private readonly src: RootKeySource,
   ) {}
 
+  /**
+   * Loads the root key for one use; the caller zeroes it. Nothing keeps it: the root key is
+   * in memory only during a KMS operation.
+   */
   private rootKey(): Buffer {
-    if (this.root) return this.root;
     const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
     const { key, source } = loadRootKey(this.src, !hasKeys);
     const kcv = keyCheckValue(key);
@@ -66,7 +67,6 @@ export class Kms {
         `the KMS root key from ${source} is not the one that protects this engine directory's CMKs; point ENCDISK_KMS_ROOT_KEY_FILE (or the provider's kmsRootKeyFile) at the original key file. Nothing was changed.`,
       );
     }
-    this.root = key;
     return key;
   }
 
@@ -94,44 +94,53 @@ export class Kms {
         .run(keyId, region, `cbs-disk-encryption/${region}`, `Created by CBS for disk encryption in ${region}. Managed by the service: it cannot be chosen, deleted, disabled or changed.`, wrap(root, cmk, cmkAad(region, keyId)), now);
       this.db.prepare("INSERT INTO data_keys (region, key_id, wrapped_dk, created_at) VALUES (?, ?, ?, ?)").run(region, keyId, wrap(cmk, dk, dkAad(region, keyId)), now);
     } finally {
-      zero(cmk, dk);
+      zero(root, cmk, dk);
     }
     return { key: this.regionKey(region) as KmsKey, created: true };
   }
 
-  /** Unwraps the region's DK (root -> CMK -> DK), caching it in memory until `release`. */
+  /** Unwraps the region's DK (root -> CMK -> DK) into a fresh buffer; the caller zeroes it. */
   private regionDk(region: string): Buffer {
-    const cached = this.dks.get(region);
-    if (cached) return cached;
     const row = this.db.prepare("SELECT d.key_id, d.wrapped_dk, k.wrapped_material FROM data_keys d JOIN kms_keys k ON k.key_id = d.key_id WHERE d.region = ?").get(region) as
       | { key_id: string; wrapped_dk: Buffer; wrapped_material: Buffer }
       | undefined;
     if (!row) throw new EngineError(ErrorCodes.KeyNotFound, `region ${region} has no disk-encryption key although an encrypted disk needs it; run: encdisk check`);
-    const cmk = unwrap(this.rootKey(), row.wrapped_material, cmkAad(region, row.key_id), `the CMK of ${region}`);
+    const root = this.rootKey();
+    let cmk: Buffer | undefined;
     try {
-      const dk = unwrap(cmk, row.wrapped_dk, dkAad(region, row.key_id), `the data key of ${region}`);
-      this.dks.set(region, dk);
-      return dk;
+      cmk = unwrap(root, row.wrapped_material, cmkAad(region, row.key_id), `the CMK of ${region}`);
+      return unwrap(cmk, row.wrapped_dk, dkAad(region, row.key_id), `the data key of ${region}`);
     } finally {
-      zero(cmk);
+      zero(root, cmk);
     }
   }
 
-  /** Proves the region's key chain unwraps (what the KMS Decrypt call of attach does); keeps nothing. */
+  /** Proves the region's key chain unwraps (the work of a KMS Decrypt/Encrypt call); keeps nothing. */
   checkRegionKey(region: string): void {
-    const had = this.dks.has(region);
-    this.regionDk(region);
-    if (!had) this.releaseRegion(region);
+    zero(this.regionDk(region));
   }
 
-  /** K3: the working key of a lineage, derived from the region DK. Held until `releaseLineage`/`release`. */
+  /**
+   * K3/K4: the working key of a lineage, derived from the region DK (which is zeroed at once).
+   * Held in memory while the lineage's disk is served, until `releaseLineage`/`release`.
+   */
   lineageKey(region: string, lineageId: string): Buffer {
     let k = this.lineageKeys.get(lineageId);
     if (!k) {
-      k = hkdf(this.regionDk(region), lineageId, "encdisk/unit-key/v1");
+      const dk = this.regionDk(region);
+      try {
+        k = hkdf(dk, lineageId, "encdisk/unit-key/v1");
+      } finally {
+        zero(dk);
+      }
       this.lineageKeys.set(lineageId, k);
     }
     return k;
+  }
+
+  /** Whether this process currently holds the working key of a lineage. */
+  holds(lineageId: string): boolean {
+    return this.lineageKeys.has(lineageId);
   }
 
   releaseLineage(lineageId: string): void {
@@ -142,19 +151,10 @@ export class Kms {
     }
   }
 
-  private releaseRegion(region: string): void {
-    zero(this.dks.get(region));
-    this.dks.delete(region);
-  }
-
   /** Zeroes every plaintext key this process holds. */
   release(): void {
     for (const k of this.lineageKeys.values()) zero(k);
     this.lineageKeys.clear();
-    for (const k of this.dks.values()) zero(k);
-    this.dks.clear();
-    zero(this.root);
-    this.root = null;
   }
 
   /**
@@ -166,14 +166,16 @@ export class Kms {
     const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
     if (!hasKeys) return out;
     const root = this.rootKey();
-    out.push({ label: "KMS root key", bytes: Buffer.from(root) });
+    out.push({ label: "KMS root key", bytes: root });
     for (const r of this.db.prepare("SELECT key_id, region, wrapped_material FROM kms_keys").all() as KeyRow[]) {
-      const cmk = unwrap(root, r.wrapped_material, cmkAad(r.region, r.key_id), `the CMK of ${r.region}`);
-      out.push({ label: `CMK ${r.key_id} (${r.region})`, bytes: cmk });
-      out.push({ label: `DK of ${r.region}`, bytes: Buffer.from(this.regionDk(r.region)) });
+      out.push({ label: `CMK ${r.key_id} (${r.region})`, bytes: unwrap(root, r.wrapped_material, cmkAad(r.region, r.key_id), `the CMK of ${r.region}`) });
+      out.push({ label: `DK of ${r.region}`, bytes: this.regionDk(r.region) });
     }
     for (const l of lineages) {
-      if (l.encrypted) out.push({ label: `working key of ${l.lineage_id}`, bytes: hkdf(this.regionDk(l.region), l.lineage_id, "encdisk/unit-key/v1") });
+      if (!l.encrypted) continue;
+      const dk = this.regionDk(l.region);
+      out.push({ label: `working key of ${l.lineage_id}`, bytes: hkdf(dk, l.lineage_id, "encdisk/unit-key/v1") });
+      zero(dk);
     }
     return out;
   }
