@@ -195,11 +195,14 @@ export class BlockStore {
 
   // ---- writes -----------------------------------------------------------------------------
 
-  /** Encrypts (when keyed) one plaintext unit; all-zero units become holes. */
-  seal(owner: Owner, idx: number, plain: Buffer): SealedUnit {
+  /**
+   * Encrypts (when keyed) one plaintext unit; all-zero units become holes. `nonce`, when
+   * given, is 12 fresh random bytes (callers sealing many units draw them in one call).
+   */
+  seal(owner: Owner, idx: number, plain: Buffer, nonce?: Buffer): SealedUnit {
     if (plain.equals(ZERO_UNIT)) return { idx, data: null, nonce: null, tag: null };
     if (!owner.key) return { idx, data: plain, nonce: null, tag: null };
-    const nonce = crypto.randomBytes(12);
+    nonce ??= crypto.randomBytes(12);
     const c = crypto.createCipheriv("aes-256-gcm", owner.key, nonce);
     c.setAAD(aad(owner.lineageId, idx));
     const data = c.update(plain);
@@ -216,6 +219,7 @@ export class BlockStore {
     if (data.length === 0) return out;
     const first = Math.floor(offset / UNIT);
     const last = Math.floor((offset + data.length - 1) / UNIT);
+    const nonces = owner.key ? crypto.randomBytes(12 * (last - first + 1)) : null;
     for (let idx = first; idx <= last; idx++) {
       const unitStart = idx * UNIT;
       const s = Math.max(offset, unitStart);
@@ -227,7 +231,7 @@ export class BlockStore {
         plain = this.readStable(owner, unitStart, UNIT);
         data.copy(plain, s - unitStart, s - offset, e - offset);
       }
-      out.push(this.seal(owner, idx, plain));
+      out.push(this.seal(owner, idx, plain, nonces?.subarray(12 * (idx - first), 12 * (idx - first + 1))));
     }
     return out;
   }
