@@ -19,6 +19,10 @@ import { haveTools, nbdsUri, P, qemuArgs, qemuPskDir, RawClient, run, tmpDir } f
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const ZONE = "ap-guangzhou-3";
+/** Size of the random image written with qemu-img and read back with nbdcopy (issue 5 asks 256 MiB). */
+const IMAGE_MIB = Number(process.env.ENCDISK_NBD_TEST_MIB || 256);
+/** Where the qemu-io pattern tests write, in MiB: past the image. */
+const QB = IMAGE_MIB + 6;
 const tools = haveTools(["nbdinfo", "nbdcopy", "qemu-img", "qemu-io"]);
 const describeTools = tools.ok ? describe : describe.skip;
 if (!tools.ok) {
@@ -60,7 +64,7 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
     att = mgmt.attachDisk({ diskId: disk.diskId, instanceId: instance.instanceId });
     server = new NbdServer({ backend: new EngineBackend(openEngine({ dir, kmsRootKey: rootKey })), port: 0, pollIntervalMs: 100, log: (l) => logs.push(l) });
     port = (await server.listen()).port;
-    image = crypto.randomBytes(64 * MiB);
+    image = crypto.randomBytes(IMAGE_MIB * MiB);
     fs.writeFileSync(path.join(work, "image.raw"), image);
   });
 
@@ -89,7 +93,7 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
     expect(full.stdout).toMatch(/can_flush: true/);
   });
 
-  test("qemu-img convert writes a 64 MiB random image into the export; nbdcopy reads it back identical", async () => {
+  test(`qemu-img convert writes a ${IMAGE_MIB} MiB random image into the export; nbdcopy reads it back identical`, async () => {
     const q = qemu();
     const w = await run("qemu-img", ["convert", "-n", "-f", "raw", ...q.object, "--target-image-opts", path.join(work, "image.raw"), q.image]);
     expect(w.stderr).toBe("");
@@ -123,22 +127,22 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
   test("qemu-io: pattern writes and reads, discard, write-zeroes, flush", async () => {
     const q = qemu();
     const r = await run("qemu-io", [...q.object, "--image-opts", q.image,
-      "-c", "write -P 0xab 70M 1M",
-      "-c", "read -P 0xab 70M 1M",
-      "-c", "write -P 0xcd 72M 64k",
-      "-c", "discard 72M 64k",
-      "-c", "read -P 0 72M 64k",
-      "-c", "write -P 0xef 74M 192k",
-      "-c", "write -z 74M 128k",
-      "-c", "read -P 0 74M 128k",
-      "-c", `read -P 0xef ${74 * MiB + 128 * 1024} 64k`,
+      "-c", `write -P 0xab ${QB}M 1M`,
+      "-c", `read -P 0xab ${QB}M 1M`,
+      "-c", `write -P 0xcd ${QB + 2}M 64k`,
+      "-c", `discard ${QB + 2}M 64k`,
+      "-c", `read -P 0 ${QB + 2}M 64k`,
+      "-c", `write -P 0xef ${QB + 4}M 192k`,
+      "-c", `write -z ${QB + 4}M 128k`,
+      "-c", `read -P 0 ${QB + 4}M 128k`,
+      "-c", `read -P 0xef ${(QB + 4) * MiB + 128 * 1024} 64k`,
       "-c", "write -P 0x5a 1073741823 1",
       "-c", "read -P 0x5a 1073741823 1",
       "-c", "flush"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).not.toMatch(/Pattern verification failed|error/i);
-    expect(mgmt.read(att.attachmentId, 70 * MiB, MiB).equals(Buffer.alloc(MiB, 0xab))).toBe(true);
+    expect(mgmt.read(att.attachmentId, QB * MiB, MiB).equals(Buffer.alloc(MiB, 0xab))).toBe(true);
   });
 
   test("L6: a write past the capacity fails cleanly and the server keeps serving", async () => {
@@ -194,12 +198,16 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
     const a3 = mgmt.attachDisk({ diskId: restored.diskId, instanceId: instance.instanceId });
     try {
       await waitFor(() => server.findExport(a3.attachmentId) !== undefined);
+      // Read back the written head through a size-limited raw view (the rest of the 1 GiB is holes).
       const back = path.join(work, "restored.raw");
-      const r = await run("nbdcopy", [uri(a3), back]);
+      const q = qemu(a3);
+      const r = await run("qemu-img", ["convert", ...q.object, "--image-opts", `driver=raw,offset=0,size=${(QB + 2) * MiB},file.${q.image.split(",").join(",file.")}`, "-O", "raw", back]);
+      expect(r.stderr).toBe("");
       expect(r.code).toBe(0);
       const got = fs.readFileSync(back);
+      expect(got.length).toBe((QB + 2) * MiB);
       expect(got.subarray(0, image.length).equals(image)).toBe(true);
-      expect(got.subarray(70 * MiB, 71 * MiB).equals(Buffer.alloc(MiB, 0xab))).toBe(true);
+      expect(got.subarray(QB * MiB, (QB + 1) * MiB).equals(Buffer.alloc(MiB, 0xab))).toBe(true);
       fs.rmSync(back);
     } finally {
       mgmt.detachDisk(a3.attachmentId);
