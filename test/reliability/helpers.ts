@@ -1,0 +1,31 @@
+/** Shared helpers of the reliability suite: temp engine dirs with their own temp root key file. */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+export interface TempEngine {
+  root: string;
+  dir: string;
+  kmsRootKeyFile: string;
+  cleanup(): void;
+}
+
+/** A fresh temp dir holding the engine dir (not yet created) and a separate dir for the root key file. */
+export function tempEngine(tag: string): TempEngine {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `encdisk-rel-${tag}-`));
+  return {
+    root,
+    dir: path.join(root, "engine"),
+    kmsRootKeyFile: path.join(root, "keys", "kms-root.key"),
+    cleanup: () => fs.rmSync(root, { recursive: true, force: true }),
+  };
+}
+
+export const repoRoot = path.resolve(__dirname, "..", "..");
+
+/** The compiled chaos scripts (workers run as child processes from dist/). */
+export function distScript(name: string): string {
+  const f = path.join(repoRoot, "dist", "scripts", "chaos", name);
+  if (!fs.existsSync(f)) throw new Error(`${f} is missing: build first (npx tsc -p tsconfig.json, or npm test which builds)`);
+  return f;
+}
