@@ -84,13 +84,15 @@ const tools = haveTools(["nbdinfo"]);
     return { mgmt, instanceId: ins.instanceId };
   }
 
-  test("in process: serves attachments made later by another engine handle, drops detached ones, stops on SIGTERM", async () => {
+  test("in process: serves attachments made later by another engine handle, drops detached ones, stops cleanly", async () => {
     const { mgmt, instanceId } = setup();
     const port = await freePort();
     const out = jest.spyOn(process.stdout, "write").mockImplementation(() => true);
     let done: Promise<number> | undefined;
     try {
-      done = serveCommand(["--dir", dir, "--listen", `127.0.0.1:${port}`, "--poll-ms", "50", "--kms-root-key-file", rootKeyFile, "--quiet"]);
+      let stop: () => void = () => undefined;
+      const stopped = new Promise<void>((r) => (stop = r));
+      done = serveCommand(["--dir", dir, "--listen", `127.0.0.1:${port}`, "--poll-ms", "50", "--kms-root-key-file", rootKeyFile, "--quiet"], { stop: stopped });
       await waitForPort(port);
       const d = mgmt.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true });
       const a = mgmt.attachDisk({ diskId: d.diskId, instanceId });
@@ -106,7 +108,7 @@ const tools = haveTools(["nbdinfo"]);
       mgmt.detachDisk(a.attachmentId);
       await new Promise((res) => setTimeout(res, 200));
       expect((await run("nbdinfo", ["--size", nbdsUri(port, a.attachmentId, keyCopy)])).code).not.toBe(0);
-      process.emit("SIGTERM", "SIGTERM");
+      stop();
       expect(await done).toBe(0);
       expect(out.mock.calls.map((c) => String(c[0])).join("")).toMatch(/listening on 127\.0\.0\.1:\d+/);
       await expect(waitForPort(port, 300)).rejects.toThrow(/nothing listening/);

@@ -76,7 +76,11 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
   return { dir: dir ?? (env.ENCDISK_DIR ? resolveEngineDir(env.ENCDISK_DIR) : resolveEngineDir()), host, port, pollMs, kmsRootKeyFile, quiet };
 }
 
-export async function serveCommand(args: string[]): Promise<number> {
+/**
+ * Runs until SIGINT/SIGTERM (or `opts.stop` resolves, for embedding and tests); resolves with
+ * the exit code: 0 after a clean shutdown, 1 when the address cannot be bound, 2 for bad flags.
+ */
+export async function serveCommand(args: string[], opts: { stop?: Promise<unknown> } = {}): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     process.stdout.write(`${SERVE_USAGE}\n`);
     return 0;
@@ -125,5 +129,6 @@ export async function serveCommand(args: string[]): Promise<number> {
     };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
+    opts.stop?.then(() => stop("SIGTERM"), () => stop("SIGTERM"));
   });
 }
