@@ -9,6 +9,7 @@ export { Instance, InstanceArgs, InstanceOutputs } from "./resources/instance";
 export { Attachment, AttachmentArgs, AttachmentOutputs } from "./resources/attachment";
 export { Image, ImageArgs, ImageOutputs } from "./resources/image";
 export { SnapshotCopy, SnapshotCopyArgs, SnapshotCopyOutputs } from "./resources/snapshotCopy";
+export { DiskWrite, DiskWriteArgs, DiskWriteOutputs } from "./resources/diskWrite";
 export { KmsAuthorization, KmsAuthorizationArgs, KmsAuthorizationOutputs } from "./resources/kmsAuthorization";
 export { CONFIG_KEYS, defaultEngineDir, resolveConfig } from "./config";
 export type { ProviderConfig } from "./config";

@@ -89,6 +89,17 @@ export const KmsAuthorizationProvider: pulumi.dynamic.ResourceProvider = {
   async delete(id, props) { return require("pulumi-encdisk/dist/provider/resources/runtime").hook("KmsAuthorization", "delete", [id, props]); },
 };
 
+/** Hooks of DiskWrite. */
+export const DiskWriteProvider: pulumi.dynamic.ResourceProvider = {
+  async configure(req) { require("pulumi-encdisk/dist/provider/resources/runtime").configure(req.config); },
+  async check(olds, news) { return require("pulumi-encdisk/dist/provider/resources/runtime").hook("DiskWrite", "check", [olds, news]); },
+  async diff(id, olds, news) { return require("pulumi-encdisk/dist/provider/resources/runtime").hook("DiskWrite", "diff", [id, olds, news]); },
+  async create(inputs) { return require("pulumi-encdisk/dist/provider/resources/runtime").hook("DiskWrite", "create", [inputs]); },
+  async read(id, props) { return require("pulumi-encdisk/dist/provider/resources/runtime").hook("DiskWrite", "read", [id, props]); },
+  async update(id, olds, news) { return require("pulumi-encdisk/dist/provider/resources/runtime").hook("DiskWrite", "update", [id, olds, news]); },
+  async delete(id, props) { return require("pulumi-encdisk/dist/provider/resources/runtime").hook("DiskWrite", "delete", [id, props]); },
+};
+
 /** Every provider object by resource name. */
 export const PROVIDERS = {
   EncryptedDisk: EncryptedDiskProvider,
@@ -98,4 +109,5 @@ export const PROVIDERS = {
   Image: ImageProvider,
   SnapshotCopy: SnapshotCopyProvider,
   KmsAuthorization: KmsAuthorizationProvider,
+  DiskWrite: DiskWriteProvider,
 } as const;

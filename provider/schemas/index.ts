@@ -7,6 +7,7 @@ export * from "./attachment";
 export * from "./image";
 export * from "./snapshotCopy";
 export * from "./kmsAuthorization";
+export * from "./diskWrite";
 export * from "./config";
 
 import type { ResourceSchema } from "./common";
@@ -17,6 +18,7 @@ import { AttachmentSchema } from "./attachment";
 import { ImageSchema } from "./image";
 import { SnapshotCopySchema } from "./snapshotCopy";
 import { KmsAuthorizationSchema } from "./kmsAuthorization";
+import { DiskWriteSchema } from "./diskWrite";
 
 /** Every resource, in documentation order. */
 export const RESOURCE_SCHEMAS: readonly ResourceSchema[] = [
@@ -27,4 +29,5 @@ export const RESOURCE_SCHEMAS: readonly ResourceSchema[] = [
   SnapshotSchema,
   SnapshotCopySchema,
   ImageSchema,
+  DiskWriteSchema,
 ];

@@ -1,5 +1,7 @@
-/** Snapshot, Instance, Attachment, Image, SnapshotCopy and KmsAuthorization hooks called directly. */
-import { attachments, disks, images, instances, kms, reasons, sandbox, Sandbox, secretsOnDisk, snapshotCopies, snapshots, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
+/** Snapshot, Instance, Attachment, Image, SnapshotCopy, KmsAuthorization and DiskWrite hooks called directly. */
+import * as fs from "fs";
+import * as path from "path";
+import { attachments, disks, hooks, images, instances, kms, reasons, sandbox, Sandbox, secretsOnDisk, snapshotCopies, snapshots, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
 
 let sb: Sandbox;
 beforeEach(async () => {
@@ -244,5 +246,28 @@ describe("KmsAuthorization", () => {
     await kms.up({});
     await expect(disks.create({ zone: ZONE, sizeGb: 10 })).rejects.toThrow(/InsufficientBalance/);
     expect(sb.engine().listDisks()).toHaveLength(0);
+  });
+});
+
+describe("DiskWrite", () => {
+  test("W1: writes through an attachment as the instance would; the disk holds it encrypted, readable back", async () => {
+    const i = await instance();
+    const d = await encryptedDisk();
+    const a = await attachments.up({ diskId: d.id, instanceId: i.id });
+    const writes = hooks("DiskWrite");
+    const w = await writes.up({ attachmentId: a.id, offset: 512, text: "hello disk" });
+    expect(w.outs).toMatchObject({ attachmentId: a.id, diskId: d.id, offset: 512, bytes: 10 });
+    expect(sb.engine().read(a.id, 512, 10).toString()).toBe("hello disk");
+    const news = { attachmentId: a.id, offset: 512, text: "HELLO DISK" };
+    expect(await writes.diff(w.id, w.outs, news)).toMatchObject({ changes: true, replaces: [] });
+    await writes.update(w.id, w.outs, news);
+    expect(sb.engine().read(a.id, 512, 10).toString()).toBe("HELLO DISK");
+    expect((await writes.check({}, { attachmentId: a.id })).failures[0].reason).toMatch(/exactly one/);
+    expect(reasons(await writes.check({}, { attachmentId: a.id, offset: 10 * 1024 ** 3, base64: "AA==" }), "offset")[0]).toMatch(/past/);
+    await writes.delete(w.id, w.outs);
+    expect(sb.engine().read(a.id, 512, 10).toString()).toBe("HELLO DISK");
+    // At rest the engine's files never hold the plaintext.
+    const files = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((f) => (f.isDirectory() ? files(path.join(dir, f.name)) : [path.join(dir, f.name)]));
+    for (const f of files(sb.engineDir)) expect(fs.readFileSync(f).includes(Buffer.from("HELLO DISK"))).toBe(false);
   });
 });

@@ -59,7 +59,7 @@ const kms = () => resource("KmsAuthorization", "kms");
 
 test("the host resolves the runtime by package name from the program directory", () => {
   expect(fs.realpathSync(require.resolve("pulumi-encdisk/dist/provider/resources/runtime", { paths: [PROGRAM_DIR] }))).toBe(fs.realpathSync(RUNTIME_DIST));
-  for (const t of ["EncryptedDisk", "Snapshot", "Instance", "Attachment", "Image", "SnapshotCopy", "KmsAuthorization"]) expect(providers[t]).toContain('require("pulumi-encdisk/dist/provider/resources/runtime")');
+  for (const t of ["EncryptedDisk", "Snapshot", "Instance", "Attachment", "Image", "SnapshotCopy", "KmsAuthorization", "DiskWrite"]) expect(providers[t]).toContain('require("pulumi-encdisk/dist/provider/resources/runtime")');
 });
 
 test("O2: KmsAuthorization lifecycle (create, read, no-op diff, delete keeps the grant)", async () => {
@@ -144,6 +144,15 @@ test("L7: Instance and Attachment: attach, L7 refused at Check, replace with del
   expect(await att.update(a.id, a.props, inputs)).toMatchObject({ attachmentId: a.id });
   const web2 = await resource("Instance", "web2").up({ zone: ZONE, instanceType: "S5.MEDIUM4" });
   expect(await att.diff(a.id, a.props, { ...inputs, instanceId: web2.id })).toEqual({ changes: "some", replaces: ["instanceId"], deleteBeforeReplace: true });
+  // DiskWrite through the attachment: written, rewritten on change, delete keeps the data.
+  const write = resource("DiskWrite", "seed");
+  const w = await write.up({ attachmentId: a.id, text: "seed" });
+  expect(w.props).toMatchObject({ diskId: disk.id, bytes: 4 });
+  expect((await write.read(w.id, w.props)).id).toBe(w.id);
+  expect(await write.diff(w.id, w.props, { attachmentId: a.id, text: "seed2" })).toMatchObject({ changes: "some", replaces: [] });
+  expect(await write.update(w.id, w.props, { attachmentId: a.id, text: "seed2" })).toMatchObject({ bytes: 5 });
+  await write.delete(w.id, w.props);
+
   await att.delete(a.id, a.props);
   expect((await att.read(a.id, a.props)).id).toBe("");
 

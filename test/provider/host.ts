@@ -41,6 +41,7 @@ export async function providerStrings(): Promise<Record<string, string>> {
     new encdisk.Snapshot("s", { diskId: "disk-x1" }),
     new encdisk.SnapshotCopy("c", { sourceSnapshotId: "snap-x1", destinationRegion: "ap-shanghai" }),
     new encdisk.Image("m", { name: "m", snapshotIds: ["snap-x1"] }),
+    new encdisk.DiskWrite("w", { attachmentId: "att-x1", text: "x" }),
   ];
   await Promise.all(rs.map((r) => new Promise((resolve) => r.urn.apply(resolve))));
   return seen;
