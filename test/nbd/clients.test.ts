@@ -153,6 +153,50 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
     expect(ok.code).toBe(0);
   });
 
+  test("L6: growing an attached encrypted disk does not change the export until detach + attach", async () => {
+    const d5 = mgmt.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true, name: "grow" });
+    let a5 = mgmt.attachDisk({ diskId: d5.diskId, instanceId: instance.instanceId });
+    try {
+      await waitFor(() => server.findExport(a5.attachmentId) !== undefined);
+      mgmt.resizeDisk(d5.diskId, 2);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(mgmt.getAttachment(a5.attachmentId).reattachRequired).toBe(true);
+      expect(Number((await run("nbdinfo", ["--size", uri(a5)])).stdout.trim())).toBe(1 * GiB);
+      mgmt.detachDisk(a5.attachmentId);
+      a5 = mgmt.attachDisk({ diskId: d5.diskId, instanceId: instance.instanceId });
+      await waitFor(() => server.findExport(a5.attachmentId) !== undefined);
+      expect(Number((await run("nbdinfo", ["--size", uri(a5)])).stdout.trim())).toBe(2 * GiB);
+    } finally {
+      mgmt.detachDisk(a5.attachmentId);
+      mgmt.deleteDisk(d5.diskId);
+    }
+  });
+
+  test("L6: a plain disk grows online; new connections see the new size, open ones keep theirs", async () => {
+    const d6 = mgmt.createDisk({ zone: ZONE, sizeGb: 1, encrypt: false, name: "plain-grow" });
+    const a6 = mgmt.attachDisk({ diskId: d6.diskId, instanceId: instance.instanceId });
+    try {
+      await waitFor(() => server.findExport(a6.attachmentId) !== undefined);
+      const key = Buffer.from(fs.readFileSync(a6.pskFile, "utf8").trim().split(":")[1], "hex");
+      const { c } = await RawClient.hello(port);
+      await c.starttls(a6.attachmentId, key);
+      const go = await c.goOrInfo(P.NBD_OPT_GO, a6.attachmentId);
+      expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
+      mgmt.resizeDisk(d6.diskId, 2);
+      await waitFor(() => server.findExport(a6.attachmentId)?.size === 2 * GiB);
+      expect(Number((await run("nbdinfo", ["--size", uri(a6)])).stdout.trim())).toBe(2 * GiB);
+      // The open connection negotiated 1 GiB: a read past it is refused, one inside works.
+      c.request(P.NBD_CMD_READ, { handle: 1n, offset: GiB, length: 512 });
+      expect((await c.reply()).error).toBe(P.NBD_EINVAL);
+      c.request(P.NBD_CMD_READ, { handle: 2n, offset: GiB - 512, length: 512 });
+      expect((await c.reply(512)).error).toBe(0);
+      c.destroy();
+    } finally {
+      mgmt.detachDisk(a6.attachmentId);
+      mgmt.deleteDisk(d6.diskId);
+    }
+  });
+
   test("W2: a client without TLS is refused", async () => {
     const r = await run("nbdinfo", [`nbd://127.0.0.1:${port}/${att.attachmentId}`]);
     expect(r.code).not.toBe(0);

@@ -78,6 +78,8 @@ class Connection {
   identity: string | null = null;
   /** Export in use once in transmission. */
   exportName: string | null = null;
+  /** Size told to the client at negotiation; requests are bounded by it. */
+  private exportSize = 0;
   private noZeroes = false;
   private closed = false;
   private readonly peer: string;
@@ -316,6 +318,7 @@ class Connection {
 
   private enter(e: ExportInfo): void {
     this.exportName = e.name;
+    this.exportSize = e.size;
     this.log(`export ${e.name} opened (${e.size} bytes)`);
   }
 
@@ -428,7 +431,7 @@ class Connection {
 
   /** Runs one request; sends the reply itself on success of READ, returns the error otherwise (0: reply sent). */
   private execute(e: ExportInfo, type: number, flags: number, offBig: bigint, length: number, payload: Buffer | undefined, handle: Buffer): number {
-    const size = BigInt(e.size);
+    const size = BigInt(Math.min(this.exportSize, e.size));
     const inRange = offBig + BigInt(length) <= size;
     const offset = Number(offBig);
     const fua = (flags & P.NBD_CMD_FLAG_FUA) !== 0;
@@ -574,9 +577,12 @@ export class NbdServer {
       if (!now) {
         this.log(`export ${name} removed (detached)`);
         for (const c of this.connections) if (c.exportName === name || (c.exportName === null && c.identity === old.pskIdentity)) c.close(`export ${name} was detached`);
-      } else if (now.size !== old.size || now.pskIdentity !== old.pskIdentity) {
-        this.log(`export ${name} changed (${old.size} -> ${now.size} bytes)`);
-        for (const c of this.connections) if (c.exportName === name) c.close(`export ${name} changed`);
+      } else if (now.pskIdentity !== old.pskIdentity) {
+        this.log(`export ${name} changed PSK identity`);
+        for (const c of this.connections) if (c.exportName === name || (c.exportName === null && c.identity === old.pskIdentity)) c.close(`export ${name} changed`);
+      } else if (now.size !== old.size) {
+        // NBD cannot tell a connected client its export grew: open connections keep the size they negotiated.
+        this.log(`export ${name} resized (${old.size} -> ${now.size} bytes; new connections see the new size)`);
       }
     }
     for (const [name, e] of next) if (!this.exports.has(name)) this.log(`export ${name} added (${e.size} bytes)`);
