@@ -334,6 +334,59 @@ describe("transmission", () => {
   });
 });
 
+describe("never crashes", () => {
+  // Deterministic PRNG so a failure reproduces.
+  let seed = 0x2545f491;
+  const rnd = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => rnd(256)));
+
+  test("random bytes at every stage, random options, random requests: the server keeps serving", async () => {
+    for (let i = 0; i < 30; i++) {
+      const { c } = await RawClient.hello(port, rnd(4));
+      clients.push(c);
+      c.send(bytes(rnd(200)));
+      c.destroy();
+    }
+    for (let i = 0; i < 30; i++) {
+      const { c } = await RawClient.hello(port);
+      clients.push(c);
+      c.sendOpt(rnd(16), bytes(rnd(64)));
+      if (!(await c.closesWithin(20))) c.destroy();
+    }
+    for (let i = 0; i < 20; i++) {
+      const c = await ready();
+      clients.push(c);
+      c.sendOpt(rnd(16), bytes(rnd(64)));
+      c.send(bytes(rnd(64)));
+      c.destroy();
+    }
+    const c = await opened();
+    const types = [P.NBD_CMD_READ, P.NBD_CMD_WRITE, P.NBD_CMD_FLUSH, P.NBD_CMD_TRIM, P.NBD_CMD_WRITE_ZEROES, P.NBD_CMD_CACHE, P.NBD_CMD_BLOCK_STATUS, 9, 200];
+    const size = 4 * MiB;
+    for (let i = 0; i < 300; i++) {
+      const type = types[rnd(types.length)];
+      const flags = rnd(4) === 0 ? rnd(65536) : rnd(2) * P.NBD_CMD_FLAG_FUA;
+      const offset = rnd(3) === 0 ? BigInt(rnd(2 ** 31)) * BigInt(rnd(2 ** 31) + 1) : BigInt(rnd(size));
+      const length = rnd(3) === 0 ? rnd(2 * MiB) : rnd(70000);
+      c.request(type, { handle: BigInt(i), flags, offset, length, data: type === P.NBD_CMD_WRITE ? Buffer.alloc(length, i & 0xff) : undefined });
+      const r = await c.reply(type === P.NBD_CMD_READ ? length : 0);
+      expect(r.handle).toBe(BigInt(i));
+      const inRange = offset + BigInt(length) <= BigInt(size);
+      if (r.error === 0) expect(inRange).toBe(true);
+      if (type === P.NBD_CMD_READ && r.error === 0) expect(r.data.length).toBe(length);
+    }
+    // Still healthy for a well-behaved client.
+    const ok = await opened();
+    ok.request(P.NBD_CMD_READ, { handle: 99n, offset: 0, length: 4096 });
+    expect((await ok.reply(4096)).error).toBe(0);
+  });
+});
+
 describe("following attachments", () => {
   test("a new export appears; removing it closes its connections and it can no longer be opened", async () => {
     const dir = tmpDir("nbd-follow-");
