@@ -62,6 +62,8 @@ const TRANSMISSION_FLAGS =
   // One process serves all connections through one engine; FLUSH makes every completed write durable.
   P.NBD_FLAG_CAN_MULTI_CONN;
 
+/** Reply bytes queued on a connection before it stops taking requests until the client reads. */
+const REPLY_HIGH_WATER = 4 * 1024 * 1024;
 /** Open connections allowed at once (each may hold up to ~40 MiB of buffers). */
 const MAX_CONNECTIONS = 256;
 /** How long a client may take to negotiate before it is dropped. */
@@ -425,7 +427,8 @@ class Connection {
       }
       const error = this.execute(e, type, flags, offBig, length, payload, handle);
       if (error !== 0) this.reply(handle, error);
-      if (this.stream.writableNeedDrain) await this.drain();
+      // Let replies queue up to a bound (so reading the next request overlaps sending), then wait.
+      if (this.stream.writableLength > REPLY_HIGH_WATER) await this.drain();
     }
   }
 
