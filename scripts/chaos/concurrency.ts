@@ -1,6 +1,7 @@
 /**
  * Concurrency harness (issue 7, part 2): N processes on one engine directory.
  */
+import * as fs from "fs";
 import * as path from "path";
 import { openEngine, type Engine } from "../../provider/engine";
 import { INSTANCE_TYPE, pattern, spawnWorker, tempEngineDir, whichGen, ZONE } from "./common";
@@ -14,8 +15,12 @@ function parseResult(stdout: string): MixedResult {
   return JSON.parse(line.slice(7)) as MixedResult;
 }
 
-async function runWorkers(cfgs: MixedConfig[]): Promise<MixedResult[]> {
+async function runWorkers(cfgs: MixedConfig[], goFile?: string): Promise<MixedResult[]> {
   const ws = cfgs.map((c) => spawnWorker(workerScript(), [JSON.stringify(c)]));
+  if (goFile) {
+    await Promise.all(ws.map((w) => w.ready));
+    fs.writeFileSync(goFile, "go");
+  }
   const exits = await Promise.all(ws.map((w) => w.exited));
   return exits.map((x) => {
     const r = parseResult(x.stdout);
@@ -133,9 +138,10 @@ export async function runTokenRace(opts: { workers: number }): Promise<{ diskIds
     e.authorizeKms();
     e.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true }); // region key exists
     e.close();
-    const startAt = Date.now() + 1500;
+    const goFile = path.join(te.root, "go");
     const results = await runWorkers(
-      Array.from({ length: opts.workers }, (_, w) => ({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile, mode: "token-race" as const, worker: w, durationMs: 0, seed: w + 1, token: "same-token", startAt })),
+      Array.from({ length: opts.workers }, (_, w) => ({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile, mode: "token-race" as const, worker: w, durationMs: 0, seed: w + 1, token: "same-token", goFile })),
+      goFile,
     );
     e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
     try {

@@ -103,7 +103,7 @@ function main(): void {
         const encrypt = k % 2 === 0;
         const d = op({ op: "create", token, encrypt }, () => e.createDisk({ zone: ZONE, sizeGb: 2, encrypt, clientToken: token }), (x) => ({ diskId: x.diskId }));
         const a = e.attachDisk({ diskId: d.diskId, instanceId: s.instanceId });
-        e.write(a.attachmentId, 3000, pattern(token, 300_000));
+        e.write(a.attachmentId, 3000, pattern(token, 140_000));
         e.detachDisk(a.attachmentId);
         const snap = e.createSnapshot({ diskId: d.diskId });
         const clone = e.createDisk({ zone: ZONE, sizeGb: 2, snapshotId: snap.snapshotId });

@@ -31,11 +31,13 @@ export interface CrashResult {
   kills: number;
   /** Kills that landed while an operation was in flight (begun, not acknowledged). */
   midOpKills: number;
+  /** Which operation each kill interrupted ("-" = between journaled operations). */
+  killedDuring: Record<string, number>;
   /** Acknowledged writes (or acked creates) verified after kills. */
   verified: number;
   /** Failures of the checks: empty means every kill was survived. */
   failures: string[];
-  /** Problems matching a reported defect. */
+  /** Rounds whose check found a problem matching a reported defect (by defect id). */
   known: Record<string, number>;
   ms: number;
 }
@@ -148,10 +150,14 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
   const log = opts.log ?? (() => undefined);
   const te = tempEngineDir(`crash-${kind}`);
   const workerScript = path.join(__dirname, "crash-worker.js");
-  const result: CrashResult = { kind, rounds: 0, kills: 0, midOpKills: 0, verified: 0, failures: [], known: {}, ms: 0 };
+  const result: CrashResult = { kind, rounds: 0, kills: 0, midOpKills: 0, killedDuring: {}, verified: 0, failures: [], known: {}, ms: 0 };
+  const knownRounds = new Set<string>();
   const fail = (round: number, msg: string) => {
     const k = KNOWN_CRASH_DEFECTS.find((d) => d.match.test(msg));
-    if (k) result.known[k.id] = (result.known[k.id] ?? 0) + 1;
+    if (k) {
+      if (!knownRounds.has(`${round}:${k.id}`)) result.known[k.id] = (result.known[k.id] ?? 0) + 1;
+      knownRounds.add(`${round}:${k.id}`);
+    }
     else if (result.failures.length < 50) result.failures.push(`[${kind} round ${round}] ${msg}`);
   };
   const st: KindState = { lastGen: new Map(), expectAudit: new Map(), rollbackGen: "base", tokensToDisk: new Map() };
@@ -167,7 +173,7 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
     for (let round = 0; round < opts.kills; round++) {
       result.rounds++;
       const journal = path.join(te.root, `journal-${round}.log`);
-      const cfg: WorkerConfig = { dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile, kind, seed: seed * 100_000 + round, round, journal, setup, maxOps: 400 };
+      const cfg: WorkerConfig = { dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile, kind, seed: seed * 100_000 + round, round, journal, setup, maxOps: kind === "create" ? 3000 : 1_000_000 };
       const w = spawnWorker(workerScript, [JSON.stringify(cfg)]);
       await w.ready;
       await sleep(Math.floor(rand() * maxDelay));
@@ -177,6 +183,10 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
       else if (ex.code !== 0) fail(round, `worker failed before the kill (exit ${ex.code}): ${ex.stderr.trim().slice(0, 400)}`);
       const { acked, inflight } = splitJournal(Journal.read(journal));
       if (inflight && ex.signal === "SIGKILL") result.midOpKills++;
+      if (ex.signal === "SIGKILL") {
+        const during = inflight ? String(inflight.op) : "-";
+        result.killedDuring[during] = (result.killedDuring[during] ?? 0) + 1;
+      }
 
       const e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
       try {

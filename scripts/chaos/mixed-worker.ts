@@ -9,6 +9,7 @@
  *  - migrator: migrates a disk another process is writing.
  * Prints `ready`, then one line `result <json>`.
  */
+import * as fs from "fs";
 import { isEngineError, openEngine } from "../../provider/engine";
 import { pattern, rng, whichGen, ZONE, INSTANCE_TYPE } from "./common";
 
@@ -24,7 +25,8 @@ export interface MixedConfig {
   diskId?: string;
   workers?: number;
   token?: string;
-  startAt?: number;
+  /** token-race: created by the harness once every racer is ready. */
+  goFile?: string;
 }
 
 export interface MixedResult {
@@ -54,9 +56,8 @@ function main(): void {
   const deadline = Date.now() + cfg.durationMs;
 
   if (cfg.mode === "token-race") {
-    while (Date.now() < (cfg.startAt ?? 0)) {
-      /* spin to line the processes up */
-    }
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    while (!fs.existsSync(cfg.goFile as string)) Atomics.wait(cell, 0, 0, 1); // line the racers up
     try {
       res.diskId = e.createDisk({ zone: ZONE, sizeGb: 5, encrypt: true, clientToken: cfg.token }).diskId;
       count("createDisk");

@@ -26,10 +26,15 @@ describe("concurrency: several processes on one engine directory", () => {
   });
 
   test.failing("D7: creates racing with one clientToken from several processes all return the one disk (no UNIQUE-constraint SqliteError)", async () => {
-    const r = await conc.runTokenRace({ workers: 6 });
-    expect(r.errors).toEqual([]);
-    expect(new Set(r.diskIds).size).toBe(1);
-    expect(r.disks).toBe(1);
+    // Repeats until the race shows (usually at once) or the budget is spent.
+    const until = Date.now() + 20_000;
+    for (;;) {
+      const r = await conc.runTokenRace({ workers: 6 });
+      expect(r.errors).toEqual([]);
+      expect(new Set(r.diskIds).size).toBe(1);
+      expect(r.disks).toBe(1);
+      if (Date.now() > until) break;
+    }
   });
 
   test.failing("D8: partial-unit writes to one disk from several processes lose no acknowledged write", async () => {

@@ -14,7 +14,7 @@ describe("crash injection: SIGKILL at random moments, reopen, check, verify, ret
   test.each(crash.CRASH_KINDS)("%s: every kill is survived (check clean, acknowledged data intact, retries converge, billing exact)", async (kind) => {
     const r = await crash.runCrashCampaign({ kind, kills: SAMPLE, seed: Number(process.env.CRASH_SEED ?? 1) });
     // eslint-disable-next-line no-console
-    console.log(`crash ${kind}: ${r.kills} kills (${r.midOpKills} mid-operation), ${r.verified} verifications, known defects ${JSON.stringify(r.known)}, ${r.ms} ms`);
+    console.log(`crash ${kind}: ${r.kills} kills (${r.midOpKills} mid-operation: ${JSON.stringify(r.killedDuring)}), ${r.verified} verifications, known defects ${JSON.stringify(r.known)}, ${r.ms} ms`);
     expect(r.failures).toEqual([]);
     expect(r.kills).toBe(SAMPLE);
   });

@@ -36,13 +36,14 @@ function engineErrorOf(fn: () => unknown): EngineError {
  * Runs a child process that opens the engine, patches `fs.<fn>` to SIGKILL itself right after
  * (or before) touching a file whose name matches, then runs `body`. Deterministic crash points.
  */
-function killAt(fsFn: "writeFileSync" | "rmSync", fileRe: string, when: "before" | "after", body: string): void {
+function killAt(fsFn: "writeFileSync" | "rmSync" | "writevSync", fileRe: string, when: "before" | "after", body: string, nth = 1): void {
   const engineJs = path.join(repoRoot, "dist", "provider", "engine");
   const script = `
     const fs = require("fs");
     const orig = fs.${fsFn};
+    let calls = 0;
     fs.${fsFn} = function (f, ...rest) {
-      const hit = new RegExp(${JSON.stringify(fileRe)}).test(String(f));
+      const hit = new RegExp(${JSON.stringify(fileRe)}).test(String(f)) && ++calls === ${nth};
       if (hit && ${JSON.stringify(when)} === "before") process.kill(process.pid, "SIGKILL");
       const r = orig.call(this, f, ...rest);
       if (hit && ${JSON.stringify(when)} === "after") process.kill(process.pid, "SIGKILL");
@@ -108,5 +109,55 @@ describe("defects found by the reliability suite", () => {
     const i = e.createInstance({ zone: "ap-guangzhou-3", instanceType: "IT5.4XLARGE64", localStorage: false });
     const err = engineErrorOf(() => e.attachDisk({ diskId: d.diskId, instanceId: i.instanceId }));
     expect(err.code).toBe("UnsupportedOperation.InstanceLocalStorage");
+  });
+
+  test.failing("D12: C3/L4: a create retried with the same clientToken but encrypt: true never silently returns the earlier plain disk", () => {
+    const plain = e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 10, clientToken: "tok-1" });
+    let second: ReturnType<Engine["createDisk"]> | undefined;
+    try {
+      second = e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 10, encrypt: true, clientToken: "tok-1" });
+    } catch (err) {
+      expect(err).toBeInstanceOf(EngineError); // refusing (e.g. IdempotentParameterMismatch) is fine
+      return;
+    }
+    expect(second.diskId === plain.diskId && !second.encrypted).toBe(false);
+  });
+
+  test.failing("D12: migrateDisk with a clientToken that a createDisk already used neither returns that disk nor wipes its data", () => {
+    const z = "ap-guangzhou-3";
+    const ins = e.createInstance({ zone: z, instanceType: "S5.MEDIUM4" });
+    const mine = e.createDisk({ zone: z, sizeGb: 10, clientToken: "shared-token" });
+    const a = e.attachDisk({ diskId: mine.diskId, instanceId: ins.instanceId });
+    e.write(a.attachmentId, 0, Buffer.alloc(65536, 0x41));
+    e.detachDisk(a.attachmentId);
+    const src = e.createDisk({ zone: z, sizeGb: 10 });
+    let m: ReturnType<Engine["migrateDisk"]> | undefined;
+    try {
+      m = e.migrateDisk({ sourceDiskId: src.diskId, encrypt: true, clientToken: "shared-token" });
+    } catch (err) {
+      expect(err).toBeInstanceOf(EngineError); // refusing the colliding token is fine
+    }
+    if (m) expect(m.diskId).not.toBe(mine.diskId);
+    const a2 = e.attachDisk({ diskId: mine.diskId, instanceId: ins.instanceId });
+    expect(e.read(a2.attachmentId, 0, 4).toString("hex")).toBe("41414141");
+  });
+
+  test.failing("D13: a migration killed mid-copy leaves no disk that looks complete: the half-copied target has a clear state or check() reports it", () => {
+    const z = "ap-guangzhou-3";
+    const ins = e.createInstance({ zone: z, instanceType: "S5.MEDIUM4" });
+    const src = e.createDisk({ zone: z, sizeGb: 1, encrypt: true });
+    const a = e.attachDisk({ diskId: src.diskId, instanceId: ins.instanceId });
+    e.write(a.attachmentId, 0, Buffer.alloc(12 * 1024 * 1024, 0x5a)); // 192 units: three copy batches
+    e.detachDisk(a.attachmentId);
+    e.close();
+    // Kill after the first batch of the copy was written (second writev of the migration).
+    killAt("writevSync", ".", "after", `e.migrateDisk({ sourceDiskId: ${JSON.stringify(src.diskId)}, encrypt: false });`, 2);
+    e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
+    const target = e.listDisks().find((d) => d.diskId !== src.diskId);
+    expect(target).toBeDefined();
+    const t = target as NonNullable<typeof target>;
+    expect(t.usedBytes).toBeLessThan(12 * 1024 * 1024); // it is indeed half-copied
+    const flagged = t.state !== "UNATTACHED" || e.check().problems.some((p) => p.includes(t.diskId));
+    expect(flagged).toBe(true);
   });
 });
