@@ -105,10 +105,17 @@ export function benchIo(base: string, opts: IoOptions): IoResult {
       const flushMs = { plain: 0, encrypted: 0 };
       for (const kind of r % 2 === 0 ? KINDS : [...KINDS].reverse()) flushMs[kind] = timeMs(() => engine.flush(att[kind]));
       const readAll = (phase: string) => interleaved(phase, (kind, i) => engine.read(att[kind], i * opts.chunkBytes, len(i)));
+      const expected = (i: number) => {
+        const p = (i * opts.chunkBytes) % (pattern.length - opts.chunkBytes + 1);
+        return pattern.subarray(p, p + len(i));
+      };
       let coldMs: Record<Kind, number> | null = null;
       if (coldOk && dropCaches()) coldMs = readAll("cold");
       else coldOk = false;
-      readAll("prewarm"); // every page cached (also after a failed drop)
+      // Untimed pass: every page cached (also after a failed drop), and the data checked.
+      interleaved("prewarm", (kind, i) => {
+        if (!engine.read(att[kind], i * opts.chunkBytes, len(i)).equals(expected(i))) throw new Error(`io: ${kind} disk returned wrong data at chunk ${i}`);
+      });
       const warm: Record<Kind, number[]> = { plain: [], encrypted: [] };
       for (let w = 0; w < opts.warmReps; w++) {
         const m = readAll("warm");
