@@ -15,7 +15,8 @@ import { openEngine } from "../../provider/engine";
 import type { Attachment, Disk, Engine, Instance } from "../../provider/engine";
 import { EngineBackend } from "../../provider/engine/nbd/engine-backend";
 import { NbdServer } from "../../provider/engine/nbd/server";
-import { haveTools, nbdsUri, P, qemuArgs, qemuPskDir, RawClient, run, tmpDir } from "./helpers";
+import { clientAccess } from "../../provider/engine/nbd/uri";
+import { freePort, haveTools, nbdsUri, P, qemuArgs, qemuPskDir, RawClient, run, tmpDir } from "./helpers";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -76,7 +77,8 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
   let image: Buffer;
   const logs: string[] = [];
 
-  const uri = (a: Attachment = att, pskFile = a.pskFile): string => nbdsUri(port, a.attachmentId, pskFile);
+  // The engine's endpoint names this server's port; clientAccess turns it into the URI libnbd wants.
+  const uri = (a: Attachment = att, pskFile = a.pskFile): string => clientAccess({ ...a, pskFile }).libnbdUri;
   const qemu = (a: Attachment = att): { object: string[]; image: string } => qemuArgs(port, a.attachmentId, qemuPskDir(a.pskFile, path.join(work, `qemu-${a.attachmentId}`)));
   const waitFor = async (cond: () => boolean, ms = 3000): Promise<void> => {
     const end = Date.now() + ms;
@@ -90,13 +92,14 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
     work = tmpDir("nbd-clients-");
     dir = path.join(work, "engine");
     const rootKey = crypto.randomBytes(32);
-    mgmt = openEngine({ dir, kmsRootKey: rootKey });
+    port = await freePort();
+    mgmt = openEngine({ dir, kmsRootKey: rootKey, nbdAddress: `127.0.0.1:${port}` });
     mgmt.authorizeKms();
     instance = mgmt.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" });
     disk = mgmt.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true, name: "nbd-test" });
     att = mgmt.attachDisk({ diskId: disk.diskId, instanceId: instance.instanceId });
-    server = new NbdServer({ backend: new EngineBackend(openEngine({ dir, kmsRootKey: rootKey })), port: 0, pollIntervalMs: 100, log: (l) => logs.push(l) });
-    port = (await server.listen()).port;
+    server = new NbdServer({ backend: new EngineBackend(openEngine({ dir, kmsRootKey: rootKey })), port, pollIntervalMs: 100, log: (l) => logs.push(l) });
+    expect((await server.listen()).port).toBe(port);
     image = crypto.randomBytes(IMAGE_MIB * MiB);
     fs.writeFileSync(path.join(work, "image.raw"), image);
   });
@@ -117,7 +120,7 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
   });
 
   test("the attachment names its endpoint and a 0600 psktool key file", () => {
-    expect(att.endpoint).toMatch(new RegExp(`^nbds://[^/]+/${att.attachmentId}$`));
+    expect(att.endpoint).toBe(`nbds://127.0.0.1:${port}/${att.attachmentId}`);
     expect(att.pskIdentity).toBe(att.attachmentId);
     const st = fs.statSync(att.pskFile);
     expect(st.mode & 0o777).toBe(0o600);

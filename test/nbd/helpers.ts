@@ -203,3 +203,12 @@ export function qemuArgs(port: number, exportName: string, pskDir: string, ident
 export function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(require("node:os").tmpdir(), prefix));
 }
+
+/** A port nothing listens on right now (tiny race with other processes; fine on a test machine). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
