@@ -149,4 +149,36 @@ const tools = haveTools(["nbdinfo"]);
       mgmt.close();
     }
   });
+
+  (fresh && haveTools(["nbdcopy"]).ok ? test : test.skip)("FLUSH is durable: data copied with nbdcopy --flush survives a SIGKILL of the server", async () => {
+    const { mgmt, instanceId } = setup();
+    const d = mgmt.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true });
+    const a = mgmt.attachDisk({ diskId: d.diskId, instanceId });
+    const port = await freePort();
+    const child = spawn(process.execPath, [bin, "serve", "--dir", dir, "--listen", `127.0.0.1:${port}`, "--kms-root-key-file", rootKeyFile, "--quiet"], { stdio: "ignore" });
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_c, sig) => r(sig)));
+    try {
+      await waitForPort(port);
+      const data = crypto.randomBytes(16 * 1024 * 1024);
+      const src = path.join(work, "flush.raw");
+      fs.writeFileSync(src, data);
+      const r = await run("nbdcopy", ["--flush", src, nbdsUri(port, a.attachmentId, a.pskFile)]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      child.kill("SIGKILL");
+      expect(await exited).toBe("SIGKILL");
+      const fresh2 = openEngine({ dir, kmsRootKeyFile: rootKeyFile });
+      try {
+        expect(fresh2.read(a.attachmentId, 0, data.length).equals(data)).toBe(true);
+        expect(fresh2.check().problems).toEqual([]);
+      } finally {
+        fresh2.close();
+      }
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      mgmt.detachDisk(a.attachmentId);
+      mgmt.deleteDisk(d.diskId);
+      mgmt.close();
+    }
+  });
 });
