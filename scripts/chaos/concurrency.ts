@@ -186,3 +186,35 @@ export async function runMigrateWhileWriting(opts: { durationMs: number }): Prom
     te.cleanup();
   }
 }
+
+/** Writers rewrite whole units while readers check each read returns the unit it asked for. */
+export async function runUnitReaders(opts: { writers: number; readers: number; durationMs: number; encrypt: boolean }): Promise<{ reads: number; writes: number; errors: string[]; problems: string[] }> {
+  const te = tempEngineDir("unitread");
+  try {
+    let e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
+    e.authorizeKms();
+    const ins = e.createInstance({ zone: ZONE, instanceType: INSTANCE_TYPE });
+    const d = e.createDisk({ zone: ZONE, sizeGb: 1, encrypt: opts.encrypt });
+    const att = e.attachDisk({ diskId: d.diskId, instanceId: ins.instanceId }).attachmentId;
+    for (let k = 0; k < 16; k++) e.write(att, k * 65536, Buffer.alloc(65536, Buffer.from(`unit-${String(k).padStart(2, "0")}|`)));
+    e.close();
+    const base = { dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile, durationMs: opts.durationMs, attachmentId: att };
+    const results = await runWorkers([
+      ...Array.from({ length: opts.writers }, (_, w) => ({ ...base, mode: "unit-writer" as const, worker: w, seed: w + 1 })),
+      ...Array.from({ length: opts.readers }, (_, r) => ({ ...base, mode: "unit-reader" as const, worker: opts.writers + r, seed: 100 + r })),
+    ]);
+    e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
+    try {
+      return {
+        reads: results.reduce((a, r) => a + (r.ops.read ?? 0), 0),
+        writes: results.reduce((a, r) => a + (r.ops.write ?? 0), 0),
+        errors: results.flatMap((r) => r.errors.map((x) => `worker ${r.worker}: ${x}`)),
+        problems: e.check().problems,
+      };
+    } finally {
+      e.close();
+    }
+  } finally {
+    te.cleanup();
+  }
+}

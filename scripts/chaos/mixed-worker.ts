@@ -6,7 +6,9 @@
  *  - shared-writer: writes its own 4 KiB sectors of units that other writers also write
  *    (partial-unit writes to one disk from several processes: lost-update check);
  *  - token-race: waits for `startAt`, then creates a disk with a shared clientToken;
- *  - migrator: migrates a disk another process is writing.
+ *  - migrator: migrates a disk another process is writing;
+ *  - unit-writer / unit-reader: whole-unit rewrites of units 0-15 of one disk, each unit always
+ *    filled with its own index, while readers check every read returns that unit's own bytes.
  * Prints `ready`, then one line `result <json>`.
  */
 import * as fs from "fs";
@@ -16,7 +18,7 @@ import { pattern, rng, whichGen, ZONE, INSTANCE_TYPE } from "./common";
 export interface MixedConfig {
   dir: string;
   kmsRootKeyFile: string;
-  mode: "mixed" | "shared-writer" | "token-race" | "migrator";
+  mode: "mixed" | "shared-writer" | "token-race" | "migrator" | "unit-writer" | "unit-reader";
   worker: number;
   durationMs: number;
   seed: number;
@@ -79,6 +81,27 @@ function main(): void {
       }
     }
     res.sectors = sectors;
+  } else if (cfg.mode === "unit-writer" || cfg.mode === "unit-reader") {
+    const unitFill = (k: number) => Buffer.from(`unit-${String(k).padStart(2, "0")}|`);
+    for (let n = 0; Date.now() < deadline; n++) {
+      const k = Math.floor(rand() * 16);
+      try {
+        if (cfg.mode === "unit-writer") {
+          const buf = Buffer.alloc(65536, unitFill(k));
+          buf.writeUInt32BE(n, 0); // a new generation each time, same unit identity
+          e.write(cfg.attachmentId as string, k * 65536, buf);
+          count("write");
+        } else {
+          const got = e.read(cfg.attachmentId as string, k * 65536 + 4096, 8192);
+          count("read");
+          const want = Buffer.alloc(8192 + 4096, unitFill(k)).subarray(4096);
+          if (!got.equals(want)) res.errors.push(`read of unit ${k} returned bytes of ${/unit-\d\d/.exec(got.toString("latin1"))?.[0] ?? (got.every((b) => b === 0) ? "zeros" : "unknown data")}`);
+        }
+      } catch (err) {
+        res.errors.push(errText(err));
+      }
+      if (res.errors.length > 20) break;
+    }
   } else if (cfg.mode === "migrator") {
     for (let n = 0; Date.now() < deadline; n++) {
       try {

@@ -55,4 +55,18 @@ describe("concurrency: several processes on one engine directory", () => {
     while (errors.length === 0 && Date.now() < until) errors = (await conc.runMigrateWhileWriting({ durationMs: 3000 })).errors;
     expect(errors).toEqual([]);
   });
+
+  test("W1: reads of an encrypted disk while other processes rewrite it always return the unit asked for, and never fail (no ResourceBusy)", async () => {
+    const r = await conc.runUnitReaders({ writers: 2, readers: 2, durationMs: 3000, encrypt: true });
+    expect(r.errors).toEqual([]);
+    expect(r.reads).toBeGreaterThan(100);
+    expect(r.problems).toEqual([]);
+  });
+
+  test.failing("D11: reads of a plain disk while another process rewrites it never return the bytes of a different unit", async () => {
+    const until = Date.now() + 15_000;
+    let errors: string[] = [];
+    while (errors.length === 0 && Date.now() < until) errors = (await conc.runUnitReaders({ writers: 2, readers: 2, durationMs: 3000, encrypt: false })).errors;
+    expect(errors).toEqual([]);
+  });
 });
