@@ -19,9 +19,16 @@ const web = new encdisk.Instance("web", { zone, instanceType: "S5.MEDIUM4", name
 // encryptData on the existing disk is refused at preview (L4/L5), never a replacement.
 const data = new encdisk.EncryptedDisk("data", { zone, sizeGb: dataSizeGb, encrypt: encryptData, name: "data", tags: { app: "basic" } }, { dependsOn: [kms] });
 
-// expectedCapacityGb follows the disk size: when the disk grows the attachment is replaced
-// (detach, then attach), so the instance sees the new size (L6).
-const attachment = new encdisk.Attachment("data-on-web", { diskId: data.diskId, instanceId: web.instanceId, expectedCapacityGb: dataSizeGb });
+// L6: after the disk grows, the instance keeps seeing the old capacity (output capacityGb,
+// `encdisk attachments`: REATTACH) until the disk is detached and attached again. To re-attach,
+// `pulumi config set attachedCapacityGb <new size>`: a changed expectedCapacityGb replaces the
+// attachment (detach, then attach). Unset, the attachment is left alone when the disk grows.
+const attachedCapacityGb = config.getNumber("attachedCapacityGb");
+const attachment = new encdisk.Attachment("data-on-web", {
+  diskId: data.diskId,
+  instanceId: web.instanceId,
+  ...(attachedCapacityGb !== undefined ? { expectedCapacityGb: attachedCapacityGb } : {}),
+});
 
 const snapshot = new encdisk.Snapshot("data-snapshot", { diskId: data.diskId, name: "data-snapshot" }, { dependsOn: [attachment] });
 

@@ -33,9 +33,9 @@ const secure = new encdisk.EncryptedDisk(
 let secureOnApp;
 if (retirePlain) secureOnApp = new encdisk.Attachment("secure-on-app", { diskId: secure.diskId, instanceId: app.instanceId });
 
-exports.plainDiskId = plain ? plain.diskId : undefined;
 exports.secureDiskId = secure.diskId;
 exports.secureEncrypted = secure.encrypted;
 exports.migratedFrom = secure.sourceDiskId;
-exports.secureAttachmentId = secureOnApp ? secureOnApp.attachmentId : undefined;
-exports.dataSha256 = seeded ? seeded.sha256 : undefined;
+if (plain) exports.plainDiskId = plain.diskId;
+if (seeded) exports.dataSha256 = seeded.sha256;
+if (secureOnApp) exports.secureAttachmentId = secureOnApp.attachmentId;

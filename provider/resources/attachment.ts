@@ -7,7 +7,9 @@ import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
 export type AttachmentArgs = ArgsOf<AttachmentInputs>;
 export type { AttachmentOutputs };
 
-const OUTPUT_KEYS = Object.keys(AttachmentOutputs.shape);
+/** The output that equals the resource id: exposed through `id` (see the constructor). */
+const ID_KEY = "attachmentId";
+const OUTPUT_KEYS = Object.keys(AttachmentOutputs.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -23,6 +25,10 @@ export interface Attachment extends OutputsOf<AttachmentOutputs> {}
 export class Attachment extends pulumi.dynamic.Resource {
   constructor(name: string, args: AttachmentArgs, opts?: pulumi.CustomResourceOptions) {
     super(AttachmentProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Attachment");
+    // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
+    // of a dynamic resource: served from `id`, `attachmentId` stays known, and resources wired to it
+    // are not shown as replaced when this one is only updated.
+    Object.defineProperty(this, ID_KEY, { value: this.id, enumerable: true });
   }
 
   /** Look up an existing Attachment by id without managing it (read-only; never deleted by this stack). */

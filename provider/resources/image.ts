@@ -7,7 +7,9 @@ import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
 export type ImageArgs = ArgsOf<ImageInputs>;
 export type { ImageOutputs };
 
-const OUTPUT_KEYS = Object.keys(ImageOutputs.shape);
+/** The output that equals the resource id: exposed through `id` (see the constructor). */
+const ID_KEY = "imageId";
+const OUTPUT_KEYS = Object.keys(ImageOutputs.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -23,6 +25,10 @@ export interface Image extends OutputsOf<ImageOutputs> {}
 export class Image extends pulumi.dynamic.Resource {
   constructor(name: string, args: ImageArgs, opts?: pulumi.CustomResourceOptions) {
     super(ImageProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Image");
+    // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
+    // of a dynamic resource: served from `id`, `imageId` stays known, and resources wired to it
+    // are not shown as replaced when this one is only updated.
+    Object.defineProperty(this, ID_KEY, { value: this.id, enumerable: true });
   }
 
   /** Look up an existing Image by id without managing it (read-only; never deleted by this stack). */

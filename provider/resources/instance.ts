@@ -7,7 +7,9 @@ import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
 export type InstanceArgs = ArgsOf<InstanceInputs>;
 export type { InstanceOutputs };
 
-const OUTPUT_KEYS = Object.keys(InstanceOutputs.shape);
+/** The output that equals the resource id: exposed through `id` (see the constructor). */
+const ID_KEY = "instanceId";
+const OUTPUT_KEYS = Object.keys(InstanceOutputs.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -23,6 +25,10 @@ export interface Instance extends OutputsOf<InstanceOutputs> {}
 export class Instance extends pulumi.dynamic.Resource {
   constructor(name: string, args: InstanceArgs, opts?: pulumi.CustomResourceOptions) {
     super(InstanceProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Instance");
+    // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
+    // of a dynamic resource: served from `id`, `instanceId` stays known, and resources wired to it
+    // are not shown as replaced when this one is only updated.
+    Object.defineProperty(this, ID_KEY, { value: this.id, enumerable: true });
   }
 
   /** Look up an existing Instance by id without managing it (read-only; never deleted by this stack). */

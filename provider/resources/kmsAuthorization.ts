@@ -7,7 +7,9 @@ import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
 export type KmsAuthorizationArgs = ArgsOf<KmsAuthorizationInputs>;
 export type { KmsAuthorizationOutputs };
 
-const OUTPUT_KEYS = Object.keys(KmsAuthorizationOutputs.shape);
+/** The output that equals the resource id: exposed through `id` (see the constructor). */
+const ID_KEY = "accountId";
+const OUTPUT_KEYS = Object.keys(KmsAuthorizationOutputs.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -23,6 +25,10 @@ export interface KmsAuthorization extends OutputsOf<KmsAuthorizationOutputs> {}
 export class KmsAuthorization extends pulumi.dynamic.Resource {
   constructor(name: string, args: KmsAuthorizationArgs = {}, opts?: pulumi.CustomResourceOptions) {
     super(KmsAuthorizationProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "KmsAuthorization");
+    // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
+    // of a dynamic resource: served from `id`, `accountId` stays known, and resources wired to it
+    // are not shown as replaced when this one is only updated.
+    Object.defineProperty(this, ID_KEY, { value: this.id, enumerable: true });
   }
 
   /** Look up an existing KmsAuthorization by id without managing it (read-only; never deleted by this stack). */

@@ -95,3 +95,14 @@ export function secretsOnDisk(sb: Sandbox): string[] {
   }
   return out.filter((s) => s.length >= 32);
 }
+
+/** Run `fn`, capturing what it writes to stderr (the provider's notices, shown by the Pulumi CLI). */
+export async function stderrOf<T>(fn: () => Promise<T>): Promise<{ result: T; text: string }> {
+  const chunks: string[] = [];
+  const spy = jest.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => (chunks.push(String(s)), true));
+  try {
+    return { result: await fn(), text: chunks.join("") };
+  } finally {
+    spy.mockRestore();
+  }
+}

@@ -1,5 +1,5 @@
 /** EncryptedDisk hooks called directly, as the dynamic-provider host calls them. */
-import { attachments, disks, instances, kms, reasons, sandbox, Sandbox, snapshots, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
+import { attachments, disks, instances, kms, reasons, sandbox, Sandbox, snapshots, stderrOf, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
 
 let sb: Sandbox;
 beforeEach(async () => {
@@ -122,9 +122,23 @@ describe("encryption never changes (refused at preview, never a replacement)", (
     expect(reasons(c, "encrypt")[0]).toMatch(/^L5: .*sourceDiskId/);
   });
 
-  test("L5: diff refuses (throws) against the real state when check could not tell, and never plans a replacement", async () => {
+  test("L5: when check cannot tell, diff warns against the real state and update refuses; never a replacement", async () => {
     const { id, outs } = await disks.up({ zone: ZONE, sizeGb: 10 });
-    await expect(disks.diff(id, outs, { zone: ZONE, sizeGb: 10, encrypt: false })).rejects.toThrow(/L5/);
+    const news = { zone: ZONE, sizeGb: 10, encrypt: false };
+    const said = await stderrOf(() => disks.diff(id, outs, news));
+    expect(said.result).toEqual({ changes: true, replaces: [], deleteBeforeReplace: false });
+    expect(said.text).toMatch(/will be refused: L5: /);
+    await expect(disks.update(id, outs, news)).rejects.toThrow(/L5/);
+    expect(sb.engine().getDisk(id).encrypted).toBe(true);
+  });
+
+  test("refresh: diff never throws when the engine compares refreshed outputs with the old inputs", async () => {
+    const inputs = { zone: ZONE, sizeGb: 10 };
+    const { id, outs } = await disks.up(inputs);
+    sb.engine().resizeDisk(id, 25);
+    const refreshed = (await disks.read(id, outs)).props as Record<string, unknown>;
+    const said = await stderrOf(() => disks.diff(id, refreshed, inputs));
+    expect(said.result).toMatchObject({ changes: true, replaces: [] });
   });
 
   test("L4: update refuses through the engine when reached anyway, and changes nothing", async () => {
@@ -173,22 +187,21 @@ describe("size", () => {
     expect(reasons(c, "sizeGb")[0]).toMatch(/only grow/);
     sb.engine().resizeDisk(id, 40);
     const refreshed = (await disks.read(id, outs)).props as Record<string, unknown>;
-    await expect(disks.diff(id, refreshed, olds)).rejects.toThrow(/DiskShrink.*only grow/);
+    const said = await stderrOf(() => disks.diff(id, refreshed, olds));
+    expect(said.text).toMatch(/will be refused: disks can only grow/);
+    await expect(disks.update(id, refreshed, { ...olds, name: "renamed" })).rejects.toThrow(/DiskShrink/);
+    expect(sb.engine().getDisk(id)).toMatchObject({ sizeGb: 40, name: "" });
   });
 
   test("L6: growing an attached encrypted disk tells that the instance needs a re-attach", async () => {
     const { disk, att } = await attachedDisk();
     const news = { zone: ZONE, sizeGb: 20 };
-    const writes: string[] = [];
-    const spy = jest.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => (writes.push(String(s)), true));
-    try {
-      expect(await disks.diff(disk.id, disk.outs, news)).toMatchObject({ changes: true, replaces: [] });
-      const u = await disks.update(disk.id, disk.outs, news);
-      expect(u.outs).toMatchObject({ sizeGb: 20, reattachRequired: true, attachmentId: att.id });
-    } finally {
-      spy.mockRestore();
-    }
-    expect(writes.join("")).toMatch(/L6: .*detach and attach/);
+    const d = await stderrOf(() => disks.diff(disk.id, disk.outs, news));
+    expect(d.result).toMatchObject({ changes: true, replaces: [] });
+    expect(d.text).toMatch(/L6: .*detach and attach/);
+    const u = await stderrOf(() => disks.update(disk.id, disk.outs, news));
+    expect(u.result.outs).toMatchObject({ sizeGb: 20, reattachRequired: true, attachmentId: att.id });
+    expect(u.text).toMatch(/L6: .*detach and attach/);
     expect((await attachments.read(att.id, att.outs)).props).toMatchObject({ capacityGb: 10, diskSizeGb: 20, reattachRequired: true });
   });
 });
@@ -261,7 +274,9 @@ describe("rollback (restoreSnapshotId)", () => {
     const b = await disks.up({ zone: ZONE, sizeGb: 10 });
     const snapOfB = await snapshots.up({ diskId: b.id });
     expect(reasons(await disks.check({}, { zone: ZONE, sizeGb: 10, restoreSnapshotId: snapOfB.id }), "restoreSnapshotId")[0]).toMatch(/use snapshotId/);
-    await expect(disks.diff(a.id, a.outs, { zone: ZONE, sizeGb: 10, restoreSnapshotId: snapOfB.id })).rejects.toThrow(/SnapshotNotFromDisk/);
+    const news = { zone: ZONE, sizeGb: 10, restoreSnapshotId: snapOfB.id };
+    expect((await stderrOf(() => disks.diff(a.id, a.outs, news))).text).toMatch(/will be refused: .*own snapshots/);
+    await expect(disks.update(a.id, a.outs, news)).rejects.toThrow(/SnapshotNotFromDisk/);
   });
 });
 

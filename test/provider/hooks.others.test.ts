@@ -1,7 +1,7 @@
 /** Snapshot, Instance, Attachment, Image, SnapshotCopy, KmsAuthorization and DiskWrite hooks called directly. */
 import * as fs from "fs";
 import * as path from "path";
-import { attachments, disks, hooks, images, instances, kms, reasons, sandbox, Sandbox, secretsOnDisk, snapshotCopies, snapshots, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
+import { attachments, disks, hooks, images, instances, kms, reasons, sandbox, Sandbox, secretsOnDisk, snapshotCopies, snapshots, stderrOf, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
 
 let sb: Sandbox;
 beforeEach(async () => {
@@ -32,12 +32,13 @@ describe("Snapshot", () => {
     expect(sb.engine().listSnapshots()).toHaveLength(0);
   });
 
-  test("S2: an existing encrypted snapshot cannot become plain (check and diff)", async () => {
+  test("S2: an existing encrypted snapshot cannot become plain (check; diff warns; update refuses)", async () => {
     const d = await encryptedDisk();
     const olds = { diskId: d.id };
     const s = await snapshots.up(olds);
     expect(reasons(await snapshots.check(olds, { ...olds, encrypt: false }), "encrypt")[0]).toMatch(/^S2: /);
-    await expect(snapshots.diff(s.id, s.outs, { ...olds, encrypt: false })).rejects.toThrow(/S2/);
+    expect((await stderrOf(() => snapshots.diff(s.id, s.outs, { ...olds, encrypt: false }))).text).toMatch(/will be refused: S2: /);
+    await expect(snapshots.update(s.id, s.outs, { ...olds, encrypt: false })).rejects.toThrow(/SnapshotEncrypt.*S2/);
     expect(await snapshots.diff(s.id, s.outs, { ...olds, encrypt: true })).toMatchObject({ changes: true, replaces: [] });
   });
 

@@ -29,7 +29,9 @@ pulumi.runtime.setMocks(
       if (short === "Instance") Object.assign(outs, { instanceId: "ins-mock0001" });
       if (short === "Snapshot") Object.assign(outs, { snapshotId: "snap-mock0001", encrypted: true });
       if (short === "Attachment") Object.assign(outs, { attachmentId: "att-mock0001", capacityGb: 20 });
-      return { id: args.id || id, state: outs };
+      const idKey: Record<string, string> = { EncryptedDisk: "diskId", Instance: "instanceId", Snapshot: "snapshotId", Attachment: "attachmentId" };
+      const ownId = idKey[short] ? (outs[idKey[short]] as string) : undefined;
+      return { id: args.id || ownId || id, state: outs };
     },
     call() {
       return {};
@@ -86,6 +88,12 @@ describe("a stack program under mocks", () => {
       const mine = registered.filter((r) => r.type === `pulumi-nodejs:dynamic/encdisk:${name}`);
       for (const r of mine) expect(r.inputs.__provider).toBe(text);
     }
+  });
+
+  test("the id-valued outputs come from the resource id, which Pulumi keeps known while previewing an update", async () => {
+    expect(await value(data.diskId)).toBe(await value(data.id));
+    expect(await value(web.instanceId)).toBe("ins-mock0001");
+    expect(await value(snap.snapshotId)).toBe("snap-mock0001");
   });
 
   test("Resource.get reads an existing disk by id without managing it", async () => {

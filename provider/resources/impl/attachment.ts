@@ -43,8 +43,8 @@ export const Attachment = {
         const ours = olds?.diskId === d.diskId && olds?.instanceId === d.instanceId;
         if (d.attachmentId && !ours && d.instanceId !== i.instanceId)
           failures.push({ property: "diskId", reason: `${d.diskId} is already attached to ${d.instanceId}; a disk sits on one instance at a time. Remove that attachment first.` });
-        if (k.expectedCapacityGb !== undefined && k.expectedCapacityGb > d.sizeGb)
-          failures.push({ property: "expectedCapacityGb", reason: `${d.diskId} has ${d.sizeGb} GB; the instance cannot see ${k.expectedCapacityGb} GB.` });
+        // expectedCapacityGb is not compared with the disk here: in the same update the disk may
+        // grow first (that is the point of changing it).
       }
     }
     return { inputs: passInputs(news), failures };

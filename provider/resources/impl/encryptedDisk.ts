@@ -173,6 +173,12 @@ export const EncryptedDisk = {
     return { inputs: passInputs(news), failures };
   },
 
+  /**
+   * Never throws: the engine also calls diff during `pulumi refresh` (with the refreshed
+   * outputs as olds and the old inputs as news), and a refresh must not fail. A change the
+   * engine will refuse (check could not see it) is reported as a change with a notice saying
+   * so; update then refuses it before changing anything.
+   */
   async diff(id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
     const replaces: string[] = [];
     let changes = false;
@@ -183,11 +189,17 @@ export const EncryptedDisk = {
 
     if (stated("encrypt")) {
       if (isUnknown(news.encrypt)) changes = true;
-      else if (news.encrypt !== olds.encrypted) throw refusal(ErrorCodes.DiskEncryptConversion, undefined, conversionReason(olds.encrypted === true));
+      else if (news.encrypt !== olds.encrypted) {
+        changes = true;
+        notice(`${id}: this change will be refused: ${conversionReason(olds.encrypted === true)}`);
+      }
     }
     if (stated("sizeGb")) {
       if (isUnknown(news.sizeGb)) changes = true;
-      else if (typeof olds.sizeGb === "number" && (news.sizeGb as number) < olds.sizeGb) throw refusal(ErrorCodes.DiskShrink, undefined, shrinkReason(olds.sizeGb, news.sizeGb as number));
+      else if (typeof olds.sizeGb === "number" && (news.sizeGb as number) < olds.sizeGb) {
+        changes = true;
+        notice(`${id}: this change will be refused: ${shrinkReason(olds.sizeGb, news.sizeGb as number)}`);
+      }
       else if (news.sizeGb !== olds.sizeGb) {
         changes = true;
         const d = lookup(() => existingEngine()?.findDisk(id));
@@ -199,7 +211,7 @@ export const EncryptedDisk = {
       changes = true;
       if (!isUnknown(news.restoreSnapshotId) && replaces.length === 0) {
         const s = lookup(() => existingEngine()?.findSnapshot(news.restoreSnapshotId as string));
-        if (s && s.diskId !== id) throw refusal(ErrorCodes.SnapshotNotFromDisk, undefined, `${s.snapshotId} was taken from ${s.diskId}, not from ${id}: a disk rolls back only to its own snapshots.`);
+        if (s && s.diskId !== id) notice(`${id}: this change will be refused: ${s.snapshotId} was taken from ${s.diskId}, not from ${id}; a disk rolls back only to its own snapshots.`);
       }
     }
     // Forgetting the last rollback clears the record, so the same snapshot can be applied again later.
@@ -257,8 +269,10 @@ export const EncryptedDisk = {
     const k = EncryptedDiskInputs.parse(passInputs(news));
     const e = engine();
     let d = e.getDisk(id);
-    // The engine's own refusal (L4/L5) is the last line behind check and diff.
+    // Refusals first, so a refused update changes nothing. The engine's own refusal (L4/L5)
+    // is the last line behind check.
     if (k.encrypt !== undefined && k.encrypt !== d.encrypted) e.setDiskEncryption(id, k.encrypt);
+    if (k.sizeGb !== undefined && k.sizeGb < d.sizeGb) throw refusal(ErrorCodes.DiskShrink, undefined, shrinkReason(d.sizeGb, k.sizeGb));
     if (k.restoreSnapshotId !== undefined && k.restoreSnapshotId !== olds.restoreSnapshotId) d = e.applySnapshot(k.restoreSnapshotId, id);
     if (k.sizeGb !== undefined && k.sizeGb !== d.sizeGb) {
       d = e.resizeDisk(id, k.sizeGb);

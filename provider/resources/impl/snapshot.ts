@@ -4,7 +4,7 @@ import { ErrorCodes } from "../../engine/errors";
 import type { Engine, Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotInputs, SnapshotOutputs } from "../../schemas/snapshot";
 import { engine, existingEngine } from "../context";
-import { compact, isNotFound, isUnknown, lookup, passInputs, Props, refusal, same, validate } from "./common";
+import { compact, isNotFound, isUnknown, lookup, notice, passInputs, Props, refusal, same, validate } from "./common";
 
 export function snapshotConversionReason(isEncrypted: boolean): string {
   return isEncrypted
@@ -51,8 +51,9 @@ export const Snapshot = {
     const replaces: string[] = [];
     for (const key of ["diskId", "name"]) if (news[key] !== undefined && (isUnknown(news[key]) || !same(news[key], olds[key]))) replaces.push(key);
     let changes = replaces.length > 0;
+    // Never throws (diff also runs during refresh): update refuses through the engine.
     if (news.encrypt !== undefined && !isUnknown(news.encrypt) && replaces.length === 0 && news.encrypt !== olds.encrypted)
-      throw refusal(ErrorCodes.SnapshotEncryptConversion, olds.encrypted ? "S2" : "S1", snapshotConversionReason(olds.encrypted === true).slice(4));
+      notice(`${String(olds.snapshotId)}: this change will be refused: ${snapshotConversionReason(olds.encrypted === true)}`);
     if (news.encrypt !== olds.encrypt) changes = true; // the recorded assertion changes, nothing else
     return { changes, replaces, deleteBeforeReplace: false };
   },
