@@ -27,6 +27,8 @@ export interface Setup {
   snapshotId?: string;
   /** write kinds: the byte ranges ("slots") writes go to, and which attachment each uses. */
   slots?: { att: number; offset: number; length: number }[];
+  /** delete: what the harness prepared for this round (a disk with data, its snapshot, a clone). */
+  groups?: { disk: string; snap: string; clone: string }[];
 }
 
 function main(): void {
@@ -46,7 +48,11 @@ function main(): void {
   const tok = (n: number) => `r${cfg.round}-s${cfg.seed}-${n}`;
   process.stdout.write("ready\n");
   const s = cfg.setup;
+  // Never outlive the harness: stop when orphaned or after a minute.
+  const ppid = process.ppid;
+  const hardStop = Date.now() + 60_000;
   for (let k = 0; k < cfg.maxOps; k++) {
+    if (process.ppid !== ppid || Date.now() > hardStop) break;
     switch (cfg.kind) {
       case "create": {
         const token = tok(k);
@@ -68,7 +74,7 @@ function main(): void {
         const sl = slots[slot];
         const gen = `${cfg.round}.${k}`;
         op({ op: "write", slot, gen }, () => e.write(s.attachments[sl.att], sl.offset, pattern(gen, sl.length)));
-        if (k % 5 === 4) op({ op: "flush" }, () => e.flush(s.attachments[sl.att]));
+        if (k % 20 === 19) op({ op: "flush" }, () => e.flush(s.attachments[sl.att]));
         break;
       }
       case "snapshot": {
@@ -99,22 +105,16 @@ function main(): void {
         break;
       }
       case "delete": {
-        const token = tok(k);
-        const encrypt = k % 2 === 0;
-        const d = op({ op: "create", token, encrypt }, () => e.createDisk({ zone: ZONE, sizeGb: 2, encrypt, clientToken: token }), (x) => ({ diskId: x.diskId }));
-        const a = e.attachDisk({ diskId: d.diskId, instanceId: s.instanceId });
-        e.write(a.attachmentId, 3000, pattern(token, 140_000));
-        e.detachDisk(a.attachmentId);
-        const snap = e.createSnapshot({ diskId: d.diskId });
-        const clone = e.createDisk({ zone: ZONE, sizeGb: 2, snapshotId: snap.snapshotId });
+        const g = (s.groups ?? [])[k];
+        if (!g) return e.close();
         const order = pick([
           ["snap", "clone", "disk"],
           ["disk", "snap", "clone"],
           ["clone", "disk", "snap"],
         ]);
         for (const what of order) {
-          if (what === "snap") op({ op: "deleteSnapshot", id: snap.snapshotId }, () => e.deleteSnapshot(snap.snapshotId));
-          else op({ op: "deleteDisk", id: what === "disk" ? d.diskId : clone.diskId }, () => e.deleteDisk(what === "disk" ? d.diskId : clone.diskId));
+          if (what === "snap") op({ op: "deleteSnapshot", id: g.snap }, () => e.deleteSnapshot(g.snap));
+          else op({ op: "deleteDisk", id: what === "disk" ? g.disk : g.clone }, () => e.deleteDisk(what === "disk" ? g.disk : g.clone));
         }
         break;
       }

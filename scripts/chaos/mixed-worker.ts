@@ -56,6 +56,9 @@ function main(): void {
   const errText = (err: unknown) => (isEngineError(err) ? `${err.code}: ${err.message}` : `${(err as Error)?.name}: ${(err as Error)?.message ?? String(err)}`);
   process.stdout.write("ready\n");
   const deadline = Date.now() + cfg.durationMs;
+  // Never outlive the harness.
+  const ppid = process.ppid;
+  setInterval(() => process.ppid !== ppid && process.exit(4), 1000).unref();
 
   if (cfg.mode === "token-race") {
     const cell = new Int32Array(new SharedArrayBuffer(4));
