@@ -85,6 +85,14 @@ describe("check", () => {
     expect((await disks.check({}, { zone: ZONE, sizeGb: 10, diskType: "LOCAL_SSD", encrypt: false })).failures).toEqual([]);
   });
 
+  test("L2: a replacement of an encrypted disk by a local one is refused at check, not planned", async () => {
+    const olds = { zone: ZONE, sizeGb: 10 };
+    await disks.up(olds);
+    const c = await disks.check(olds, { ...olds, diskType: "LOCAL_BASIC" });
+    expect(reasons(c, "diskType")[0]).toMatch(/^L2: .*this disk is encrypted/);
+    expect(reasons(await disks.check(olds, { ...olds, zone: "ap-guangzhou-99" }), "zone")).toHaveLength(1);
+  });
+
   test("L3: a system disk cannot be encrypted", async () => {
     const c = await disks.check({}, { zone: ZONE, sizeGb: 10, diskUsage: "SYSTEM_DISK", encrypt: true });
     expect(reasons(c, "diskUsage")[0]).toMatch(/^L3: /);

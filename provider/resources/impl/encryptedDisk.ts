@@ -104,32 +104,35 @@ export const EncryptedDisk = {
     const origins = ["snapshotId", "sourceDiskId", "adoptDiskId"].filter(stated);
     if (origins.length > 1) failures.push({ property: origins[1], reason: `set at most one of snapshotId, sourceDiskId and adoptDiskId (got ${origins.join(", ")}).` });
 
+    // Encryption the disk will have: stated; else for a new disk inherited from the snapshot
+    // (C2) or the default (true); else the existing disk's. L2/L3 and the zone are checked for
+    // existing disks too: a change of diskType, diskUsage or zone is a replacement.
+    let willEncrypt: boolean | undefined = k.encrypt;
+    if (willEncrypt === undefined && !stated("adoptDiskId")) {
+      if (!creating) willEncrypt = oldEncryption(olds, e);
+      else if (stated("snapshotId")) willEncrypt = k.snapshotId && e ? lookup(() => e.findSnapshot(k.snapshotId as string))?.encrypted : undefined;
+      else willEncrypt = true;
+    }
+    const why = k.encrypt !== undefined ? "" : creating ? " (encrypt defaults to true: set encrypt: false for this disk)" : " (this disk is encrypted, and its replacement would be too)";
+    if (willEncrypt === true && k.diskType !== undefined && (LOCAL_DISK_TYPES as readonly string[]).includes(k.diskType))
+      failures.push({ property: "diskType", reason: `L2: only cloud disks can be encrypted, not local disks (${k.diskType})${why}.` });
+    if (willEncrypt === true && k.diskUsage === "SYSTEM_DISK") failures.push({ property: "diskUsage", reason: `L3: only data disks can be encrypted, not system disks${why}.` });
+    if (k.sizeGb !== undefined && k.diskUsage === "SYSTEM_DISK" && k.sizeGb > DISK_SIZE_LIMITS.SYSTEM_DISK.max)
+      failures.push({ property: "sizeGb", reason: `a system disk holds at most ${DISK_SIZE_LIMITS.SYSTEM_DISK.max} GB.` });
+    if (k.zone !== undefined) {
+      try {
+        regionOfZone(k.zone);
+      } catch (err) {
+        failures.push(failureFrom("zone", err));
+      }
+    }
+
     if (creating) {
       if (!stated("zone") && !stated("sourceDiskId") && !stated("adoptDiskId")) failures.push({ property: "zone", reason: "zone is required (unless sourceDiskId or adoptDiskId is set)." });
       if (!stated("sizeGb") && origins.length === 0) failures.push({ property: "sizeGb", reason: "sizeGb is required (unless snapshotId, sourceDiskId or adoptDiskId is set)." });
       if (stated("restoreSnapshotId"))
         failures.push({ property: "restoreSnapshotId", reason: "restoreSnapshotId rolls an existing disk back to one of its own snapshots; a new disk has none. To create a disk holding a snapshot's data, use snapshotId (C2)." });
 
-      // Encryption the new disk will get: stated, inherited from the snapshot (C2), or the default.
-      let willEncrypt: boolean | undefined = k.encrypt;
-      if (willEncrypt === undefined && !stated("adoptDiskId")) {
-        if (stated("snapshotId")) willEncrypt = k.snapshotId && e ? lookup(() => e.findSnapshot(k.snapshotId as string))?.encrypted : undefined;
-        else willEncrypt = true;
-      }
-      const why = k.encrypt === undefined ? " (encrypt defaults to true: set encrypt: false for this disk)" : "";
-      if (willEncrypt === true && k.diskType !== undefined && (LOCAL_DISK_TYPES as readonly string[]).includes(k.diskType))
-        failures.push({ property: "diskType", reason: `L2: only cloud disks can be encrypted, not local disks (${k.diskType})${why}.` });
-      if (willEncrypt === true && k.diskUsage === "SYSTEM_DISK") failures.push({ property: "diskUsage", reason: `L3: only data disks can be encrypted, not system disks${why}.` });
-      if (k.sizeGb !== undefined && k.diskUsage === "SYSTEM_DISK" && k.sizeGb > DISK_SIZE_LIMITS.SYSTEM_DISK.max)
-        failures.push({ property: "sizeGb", reason: `a system disk holds at most ${DISK_SIZE_LIMITS.SYSTEM_DISK.max} GB.` });
-
-      if (k.zone !== undefined) {
-        try {
-          regionOfZone(k.zone);
-        } catch (err) {
-          failures.push(failureFrom("zone", err));
-        }
-      }
       if (e) {
         if (k.snapshotId !== undefined) {
           const s = lookup(() => e.findSnapshot(k.snapshotId as string));
