@@ -134,6 +134,23 @@ export class RawClient {
     return { error, handle: h.readBigUInt64BE(8), data: error === 0 && dataLength ? await this.read(dataLength) : Buffer.alloc(0) };
   }
 
+  /** Chunks of one structured reply, up to the DONE flag; `data` is the read reassembled (holes as zeros). */
+  async structuredReply(offset: number, length: number): Promise<{ chunks: { flags: number; type: number; handle: bigint; payload: Buffer }[]; data: Buffer; error: number }> {
+    const chunks: { flags: number; type: number; handle: bigint; payload: Buffer }[] = [];
+    const data = Buffer.alloc(length);
+    let error = 0;
+    for (;;) {
+      const h = await this.read(20);
+      if (h.readUInt32BE(0) !== P.STRUCTURED_REPLY_MAGIC) throw new Error(`bad structured reply magic 0x${h.readUInt32BE(0).toString(16)}`);
+      const c = { flags: h.readUInt16BE(4), type: h.readUInt16BE(6), handle: h.readBigUInt64BE(8), payload: await this.read(h.readUInt32BE(16)) };
+      chunks.push(c);
+      if (c.type === P.NBD_REPLY_TYPE_OFFSET_DATA) c.payload.copy(data, Number(c.payload.readBigUInt64BE(0)) - offset, 8);
+      else if (c.type === P.NBD_REPLY_TYPE_OFFSET_HOLE) data.fill(0, Number(c.payload.readBigUInt64BE(0)) - offset, Number(c.payload.readBigUInt64BE(0)) - offset + c.payload.readUInt32BE(8));
+      else if (c.type & 0x8000) error = c.payload.readUInt32BE(0);
+      if (c.flags & P.NBD_REPLY_FLAG_DONE) return { chunks, data, error };
+    }
+  }
+
   /** Resolves true if the server closes the connection within `ms`. */
   async closesWithin(ms: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;

@@ -216,8 +216,10 @@ describe("after TLS", () => {
     const c = await ready(A);
     c.sendOpt(P.NBD_OPT_GO, Buffer.from([0, 0, 0, 200, 1, 2]));
     expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_INVALID);
-    c.sendOpt(P.NBD_OPT_STRUCTURED_REPLY);
+    c.sendOpt(P.NBD_OPT_EXTENDED_HEADERS);
     expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_UNSUP);
+    c.sendOpt(P.NBD_OPT_STRUCTURED_REPLY, Buffer.from("x"));
+    expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_INVALID);
     c.sendOpt(P.NBD_OPT_LIST, Buffer.from("junk"));
     expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_INVALID);
     const go = await c.goOrInfo(P.NBD_OPT_GO, A);
@@ -339,6 +341,86 @@ describe("transmission", () => {
     expect(logs.some((l) => l.includes("DataCorruption.UnitAuthenticationFailed"))).toBe(true);
     c.request(P.NBD_CMD_READ, { handle: 2n, length: 512 });
     expect((await c.reply(512)).error).toBe(0);
+  });
+});
+
+describe("structured replies", () => {
+  async function structured(): Promise<RawClient> {
+    const c = await ready();
+    const meta = Buffer.alloc(8);
+    c.sendOpt(P.NBD_OPT_LIST_META_CONTEXT, meta);
+    expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_INVALID); // before STRUCTURED_REPLY
+    c.sendOpt(P.NBD_OPT_STRUCTURED_REPLY);
+    expect((await c.optReply()).type).toBe(P.NBD_REP_ACK);
+    const q = Buffer.from("base:allocation");
+    const name = Buffer.from(A);
+    const set = Buffer.alloc(4 + name.length + 4 + 4 + q.length);
+    set.writeUInt32BE(name.length, 0);
+    name.copy(set, 4);
+    set.writeUInt32BE(1, 4 + name.length);
+    set.writeUInt32BE(q.length, 8 + name.length);
+    q.copy(set, 12 + name.length);
+    c.sendOpt(P.NBD_OPT_SET_META_CONTEXT, set);
+    expect((await c.optReply()).type).toBe(P.NBD_REP_ACK); // no context offered
+    c.sendOpt(P.NBD_OPT_SET_META_CONTEXT, set.subarray(0, set.length - 1));
+    expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_INVALID);
+    const info = await c.goOrInfo(P.NBD_OPT_GO, A);
+    const ex = info.find((r) => r.type === P.NBD_REP_INFO && r.data.readUInt16BE(0) === P.NBD_INFO_EXPORT)!;
+    expect(ex.data.readUInt16BE(10) & P.NBD_FLAG_SEND_DF).toBe(P.NBD_FLAG_SEND_DF);
+    return c;
+  }
+
+  test("a read spanning data and zero units comes back as data and hole chunks, DONE last", async () => {
+    const U = 65536;
+    const d = backend.data(A);
+    d.fill(0, 0, 8 * U);
+    const x = crypto.randomBytes(U);
+    x.copy(d, 2 * U);
+    d[5 * U + 7] = 9;
+    const c = await structured();
+    c.request(P.NBD_CMD_READ, { handle: 11n, offset: 100, length: 7 * U });
+    const r = await c.structuredReply(100, 7 * U);
+    expect(r.error).toBe(0);
+    expect(r.chunks.every((k) => k.handle === 11n)).toBe(true);
+    expect(r.chunks.filter((k) => k.flags & P.NBD_REPLY_FLAG_DONE)).toHaveLength(1);
+    expect(r.chunks[r.chunks.length - 1].flags & P.NBD_REPLY_FLAG_DONE).toBeTruthy();
+    const D = P.NBD_REPLY_TYPE_OFFSET_DATA;
+    const H = P.NBD_REPLY_TYPE_OFFSET_HOLE;
+    // 100..64K partial unit: data; unit 1 zero; unit 2 data; units 3-4 zero; unit 5 data; unit 6 zero; partial unit 7: data.
+    expect(r.chunks.map((k) => k.type)).toEqual([D, H, D, H, D, H, D]);
+    expect(r.data.equals(d.subarray(100, 100 + 7 * U))).toBe(true);
+  });
+
+  test("DF gets one data chunk; an error is an error chunk; other commands keep simple replies", async () => {
+    const c = await structured();
+    c.request(P.NBD_CMD_READ, { handle: 1n, offset: 0, length: 300000, flags: P.NBD_CMD_FLAG_DF });
+    const r = await c.structuredReply(0, 300000);
+    expect(r.chunks).toHaveLength(1);
+    expect(r.chunks[0].type).toBe(P.NBD_REPLY_TYPE_OFFSET_DATA);
+    expect(r.data.equals(backend.data(A).subarray(0, 300000))).toBe(true);
+    c.request(P.NBD_CMD_READ, { handle: 2n, offset: 4 * MiB, length: 1 });
+    const e = await c.structuredReply(4 * MiB, 1);
+    expect(e.error).toBe(P.NBD_EINVAL);
+    expect(e.chunks).toHaveLength(1);
+    expect(e.chunks[0].type).toBe(P.NBD_REPLY_TYPE_ERROR);
+    c.request(P.NBD_CMD_READ, { handle: 3n, offset: 0, length: 0 });
+    expect((await c.structuredReply(0, 0)).chunks.map((k) => k.type)).toEqual([P.NBD_REPLY_TYPE_NONE]);
+    c.request(P.NBD_CMD_FLUSH, { handle: 4n });
+    expect(await c.reply()).toMatchObject({ error: 0, handle: 4n });
+  });
+
+  test("servers can turn structured replies off", async () => {
+    const plain = new NbdServer({ backend, port: 0, pollIntervalMs: 0, structuredReplies: false, log: () => undefined });
+    const p2 = (await plain.listen()).port;
+    try {
+      const { c } = await RawClient.hello(p2);
+      clients.push(c);
+      await c.starttls(A, keyA);
+      c.sendOpt(P.NBD_OPT_STRUCTURED_REPLY);
+      expect((await c.optReply()).type).toBe(P.NBD_REP_ERR_UNSUP);
+    } finally {
+      await plain.close();
+    }
   });
 });
 

@@ -9,6 +9,16 @@ export const IHAVEOPT = 0x49484156454f5054n; // "IHAVEOPT"
 export const OPTION_REPLY_MAGIC = 0x0003e889045565a9n;
 export const REQUEST_MAGIC = 0x25609513;
 export const SIMPLE_REPLY_MAGIC = 0x67446698;
+export const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
+
+// Structured reply chunk flags and types.
+export const NBD_REPLY_FLAG_DONE = 1 << 0;
+export const NBD_REPLY_TYPE_NONE = 0;
+export const NBD_REPLY_TYPE_OFFSET_DATA = 1;
+export const NBD_REPLY_TYPE_OFFSET_HOLE = 2;
+export const NBD_REPLY_TYPE_BLOCK_STATUS = 5;
+export const NBD_REPLY_TYPE_ERROR = (1 << 15) + 1;
+export const NBD_REPLY_TYPE_ERROR_OFFSET = (1 << 15) + 2;
 
 // Handshake flags (server) and client flags.
 export const NBD_FLAG_FIXED_NEWSTYLE = 1 << 0;

@@ -4,7 +4,8 @@
  *
  * Negotiation (FORCEDTLS mode): before STARTTLS every option except STARTTLS and ABORT gets
  * NBD_REP_ERR_TLS_REQD, and NBD_OPT_EXPORT_NAME (which cannot be errored) ends the session.
- * After TLS: EXPORT_NAME, GO, INFO (export size + flags, block sizes), LIST, ABORT.
+ * After TLS: EXPORT_NAME, GO, INFO (export size + flags, block sizes), LIST, ABORT,
+ * STRUCTURED_REPLY (zero units of a read go as holes), LIST/SET_META_CONTEXT (none offered).
  * Transmission: READ, WRITE, FLUSH, TRIM, WRITE_ZEROES, DISC; FUA means flush before the reply.
  *
  * The backend is synchronous (the engine is), so each connection handles one request at a
@@ -32,6 +33,11 @@ export interface NbdServerOptions {
   log?: (line: string) => void;
   /** OpenSSL cipher list (TLS 1.2 PSK suites and TLS 1.3 suites). */
   ciphers?: string;
+  /**
+   * Offer structured replies (default true): reads of all-zero 64 KiB units then travel as
+   * holes instead of zeros, so sparse regions cost neither cipher nor network work.
+   */
+  structuredReplies?: boolean;
 }
 
 /**
@@ -69,6 +75,17 @@ const MAX_CONNECTIONS = 256;
 /** How long a client may take to negotiate before it is dropped. */
 const NEGOTIATION_TIMEOUT_MS = 30_000;
 
+const ZERO_UNIT = Buffer.alloc(P.PREFERRED_BLOCK_SIZE);
+
+function errorPayload(error: number, message = ""): Buffer {
+  const m = Buffer.from(message, "utf8");
+  const b = Buffer.allocUnsafe(6 + m.length);
+  b.writeUInt32BE(error, 0);
+  b.writeUInt16BE(m.length, 4);
+  m.copy(b, 6);
+  return b;
+}
+
 let connectionSeq = 0;
 
 class Connection {
@@ -83,6 +100,8 @@ class Connection {
   /** Size told to the client at negotiation; requests are bounded by it. */
   private exportSize = 0;
   private noZeroes = false;
+  /** NBD_OPT_STRUCTURED_REPLY was acknowledged. */
+  private structured = false;
   private closed = false;
   private readonly peer: string;
   private negotiationTimer: NodeJS.Timeout | null = null;
@@ -240,7 +259,7 @@ class Connection {
           if (typeof e === "string") throw new Disconnect(`refused EXPORT_NAME ${JSON.stringify(name)}: ${e}`);
           const b = Buffer.alloc(this.noZeroes ? 10 : 134);
           b.writeBigUInt64BE(BigInt(e.size), 0);
-          b.writeUInt16BE(TRANSMISSION_FLAGS, 8);
+          b.writeUInt16BE(this.transmissionFlags(), 8);
           this.write(b);
           this.enter(e);
           return true;
@@ -273,7 +292,7 @@ class Connection {
           const ex = Buffer.allocUnsafe(12);
           ex.writeUInt16BE(P.NBD_INFO_EXPORT, 0);
           ex.writeBigUInt64BE(BigInt(e.size), 2);
-          ex.writeUInt16BE(TRANSMISSION_FLAGS, 10);
+          ex.writeUInt16BE(this.transmissionFlags(), 10);
           this.optReply(option, P.NBD_REP_INFO, ex);
           if (requested.has(P.NBD_INFO_NAME)) {
             const n = Buffer.from(e.name, "utf8");
@@ -302,8 +321,44 @@ class Connection {
           }
           break;
         }
+        case P.NBD_OPT_STRUCTURED_REPLY:
+          if (length !== 0) this.optError(option, P.NBD_REP_ERR_INVALID, "STRUCTURED_REPLY takes no data");
+          else if (!this.server.structuredReplies) this.optError(option, P.NBD_REP_ERR_UNSUP, "structured replies are disabled");
+          else {
+            this.structured = true;
+            this.optReply(option, P.NBD_REP_ACK);
+          }
+          break;
+        case P.NBD_OPT_LIST_META_CONTEXT:
+        case P.NBD_OPT_SET_META_CONTEXT: {
+          if (!this.structured) {
+            this.optError(option, P.NBD_REP_ERR_INVALID, "negotiate structured replies first");
+            break;
+          }
+          // Well-formed: export name, query count, queries. No metadata context is offered
+          // (the engine has no allocation query), which a single ACK says.
+          let ok = length >= 8;
+          let at = 0;
+          if (ok) {
+            const nameLen = data.readUInt32BE(0);
+            at = 4 + nameLen;
+            ok = at + 4 <= length;
+            if (ok) {
+              const n = data.readUInt32BE(at);
+              at += 4;
+              for (let i = 0; ok && i < n; i++) {
+                ok = at + 4 <= length && at + 4 + data.readUInt32BE(at) <= length;
+                if (ok) at += 4 + data.readUInt32BE(at);
+              }
+              ok = ok && at === length;
+            }
+          }
+          if (!ok) this.optError(option, P.NBD_REP_ERR_INVALID, "malformed meta context request");
+          else this.optReply(option, P.NBD_REP_ACK);
+          break;
+        }
         default:
-          // STRUCTURED_REPLY, META_CONTEXT, EXTENDED_HEADERS and unknown options.
+          // EXTENDED_HEADERS and unknown options.
           this.optError(option, P.NBD_REP_ERR_UNSUP, `option ${P.optionName(option)} is not supported`);
       }
     }
@@ -316,6 +371,10 @@ class Connection {
     if (!e) return `no export named ${JSON.stringify(wanted)} (detached or never attached)`;
     if (e.pskIdentity !== this.identity) return `PSK identity ${JSON.stringify(this.identity)} may not open export ${JSON.stringify(e.name)}`;
     return e;
+  }
+
+  private transmissionFlags(): number {
+    return TRANSMISSION_FLAGS | (this.structured ? P.NBD_FLAG_SEND_DF : 0);
   }
 
   private enter(e: ExportInfo): void {
@@ -396,6 +455,56 @@ class Connection {
     }
   }
 
+  private chunk(handle: Buffer, flags: number, type: number, payload: Buffer, prefix?: Buffer): void {
+    const plen = payload.length + (prefix ? prefix.length : 0);
+    const b = Buffer.allocUnsafe(20 + plen);
+    b.writeUInt32BE(P.STRUCTURED_REPLY_MAGIC, 0);
+    b.writeUInt16BE(flags, 4);
+    b.writeUInt16BE(type, 6);
+    handle.copy(b, 8);
+    b.writeUInt32BE(plen, 16);
+    let at = 20;
+    if (prefix) at += prefix.copy(b, at);
+    payload.copy(b, at);
+    this.write(b);
+  }
+
+  /**
+   * A READ answered with structured chunks: runs of whole all-zero 64 KiB units (aligned to the
+   * export) become OFFSET_HOLE chunks, the rest OFFSET_DATA; DF (don't fragment) asks for one
+   * data chunk.
+   */
+  private structuredRead(handle: Buffer, offset: number, data: Buffer, dontFragment: boolean): void {
+    const U = P.PREFERRED_BLOCK_SIZE;
+    const runs: { hole: boolean; from: number; to: number }[] = [];
+    if (!dontFragment && data.length >= U) {
+      let pos = 0;
+      while (pos < data.length) {
+        const abs = offset + pos;
+        const next = Math.min(data.length, pos + (U - (abs % U)));
+        const whole = abs % U === 0 && next - pos === U;
+        const hole = whole && data.subarray(pos, next).equals(ZERO_UNIT);
+        const last = runs[runs.length - 1];
+        if (last && last.hole === hole) last.to = next;
+        else runs.push({ hole, from: pos, to: next });
+        pos = next;
+      }
+    } else runs.push({ hole: false, from: 0, to: data.length });
+    if (data.length === 0) {
+      this.chunk(handle, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_NONE, Buffer.alloc(0));
+      return;
+    }
+    runs.forEach((r, i) => {
+      const done = i === runs.length - 1 ? P.NBD_REPLY_FLAG_DONE : 0;
+      const off = Buffer.allocUnsafe(r.hole ? 12 : 8);
+      off.writeBigUInt64BE(BigInt(offset + r.from), 0);
+      if (r.hole) {
+        off.writeUInt32BE(r.to - r.from, 8);
+        this.chunk(handle, done, P.NBD_REPLY_TYPE_OFFSET_HOLE, off);
+      } else this.chunk(handle, done, P.NBD_REPLY_TYPE_OFFSET_DATA, data.subarray(r.from, r.to), off);
+    });
+  }
+
   private async transmit(): Promise<void> {
     const name = this.exportName as string;
     for (;;) {
@@ -426,7 +535,11 @@ class Connection {
         throw new Disconnect(`export ${name} is gone (detached)`);
       }
       const error = this.execute(e, type, flags, offBig, length, payload, handle);
-      if (error !== 0) this.reply(handle, error);
+      if (error !== 0) {
+        // With structured replies a READ must be answered by chunks, errors included.
+        if (this.structured && type === P.NBD_CMD_READ) this.chunk(handle, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_ERROR, errorPayload(error));
+        else this.reply(handle, error);
+      }
       // Let replies queue up to a bound (so reading the next request overlaps sending), then wait.
       if (this.stream.writableLength > REPLY_HIGH_WATER) await this.drain();
     }
@@ -442,12 +555,15 @@ class Connection {
     const bad = (allowed: number): boolean => (flags & ~allowed) !== 0;
     try {
       switch (type) {
-        case P.NBD_CMD_READ:
-          if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
+        case P.NBD_CMD_READ: {
+          if (bad(P.NBD_CMD_FLAG_FUA | (this.structured ? P.NBD_CMD_FLAG_DF : 0))) return P.NBD_EINVAL;
           if (length > P.MAX_PAYLOAD) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_EINVAL;
-          this.reply(handle, 0, length ? be.read(e.name, offset, length) : undefined);
+          const data = length ? be.read(e.name, offset, length) : Buffer.alloc(0);
+          if (this.structured) this.structuredRead(handle, offset, data, (flags & P.NBD_CMD_FLAG_DF) !== 0);
+          else this.reply(handle, 0, data.length ? data : undefined);
           return 0;
+        }
         case P.NBD_CMD_WRITE:
           if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_ENOSPC;
@@ -492,6 +608,7 @@ class Connection {
 export class NbdServer {
   readonly backend: ExportBackend;
   readonly secureContext: tls.SecureContext;
+  readonly structuredReplies: boolean;
   private readonly opts: NbdServerOptions;
   private readonly server: net.Server;
   private exports = new Map<string, ExportInfo>();
@@ -504,6 +621,7 @@ export class NbdServer {
   constructor(opts: NbdServerOptions) {
     this.opts = opts;
     this.backend = opts.backend;
+    this.structuredReplies = opts.structuredReplies ?? true;
     this.logLine = opts.log ?? ((line) => process.stdout.write(`${line}\n`));
     this.secureContext = tls.createSecureContext({
       minVersion: "TLSv1.2",
