@@ -392,7 +392,8 @@ class Connection {
       pskCallback: (_socket: tls.TLSSocket, identity: string): Buffer | null => {
         try {
           // An attachment made since the last poll: look again before refusing.
-          if (!this.server.findExportByIdentity(identity)) this.server.refresh();
+          // (Only when the backend knows the identity, so guessed identities cost one key lookup, not a list.)
+          if (!this.server.findExportByIdentity(identity) && this.server.backend.pskKey(identity)) this.server.refresh();
           if (!this.server.findExportByIdentity(identity)) {
             this.log(`TLS refused: unknown PSK identity ${JSON.stringify(identity)}`);
             return null;
