@@ -15,6 +15,9 @@ const haveCli = fs.existsSync(path.join(BIN, "pulumi")) && fs.existsSync(path.jo
 const maybe = haveCli ? describe : describe.skip;
 if (!haveCli) process.stderr.write("cli.test.ts: skipped (no .tools/pulumi/bin/pulumi + pulumi-language-nodejs, or no dist/): run npm run pulumi:install && npm run build\n");
 
+// Each test runs a dozen CLI commands; on a loaded two-core machine that takes minutes.
+jest.setTimeout(15 * 60 * 1000);
+
 let tmp: string;
 let env: NodeJS.ProcessEnv;
 
