@@ -652,7 +652,7 @@ export class NbdServer {
       });
     });
     const a = this.address();
-    this.log(`listening on ${a.host}:${a.port} (TLS-PSK required, ${this.exports.size} export(s))`);
+    this.log(`listening on ${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port} (TLS-PSK required, ${this.exports.size} export(s))`);
     const every = this.opts.pollIntervalMs ?? 250;
     if (every > 0) {
       this.poll = setInterval(() => this.refresh(), every);
