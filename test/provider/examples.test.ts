@@ -7,10 +7,19 @@ import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 
+// getKmsUsage in the basic example opens the engine the environment names: a temp one here.
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-examples-"));
+const saved = { dir: process.env.ENCDISK_DIR, key: process.env.ENCDISK_KMS_ROOT_KEY_FILE };
 process.env.ENCDISK_DIR = path.join(tmp, "engine");
 process.env.ENCDISK_KMS_ROOT_KEY_FILE = path.join(tmp, "kms-root.key");
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  // Jest reuses worker processes: leave the environment as it was found.
+  for (const [k, v] of [["ENCDISK_DIR", saved.dir], ["ENCDISK_KMS_ROOT_KEY_FILE", saved.key]] as const) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 interface Registered {
   type: string;
