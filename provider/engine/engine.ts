@@ -9,11 +9,12 @@ import * as os from "os";
 import * as path from "path";
 import { BlockStore, UNIT, type Owner } from "./blockstore/blockstore";
 import { EngineError, ErrorCodes, needs, type RuleId } from "./errors";
+import { show } from "./format";
 import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geography";
 import { newId, nowIso } from "./ids";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
-import { openDb, readTx, tx, type Db } from "./store/db";
+import { openDb, readTx, tx, withBusyRetry, type Db } from "./store/db";
 import {
   CLOUD_DISK_TYPES,
   DISK_SIZE_LIMITS,
@@ -46,6 +47,15 @@ export const DEFAULT_STARTING_BALANCE_MICROS = 100_000_000; // 100.00
 const ACCOUNT_ID = "100000000001";
 /** Files younger than this are never swept as orphans: another process may be mid-operation. */
 const ORPHAN_GRACE_MS = 60_000;
+
+/** True for a file modified within the grace period (or gone meanwhile: nothing to remove). */
+function isYoung(file: string, now: number): boolean {
+  try {
+    return now - fs.statSync(file).mtimeMs <= ORPHAN_GRACE_MS;
+  } catch {
+    return true;
+  }
+}
 
 /** The engine directory used when none is given: ENCDISK_DIR, else ~/.encdisk. */
 export function resolveEngineDir(explicit?: string): string {
@@ -136,9 +146,38 @@ const DISK_SELECT = `SELECT d.*, a.attachment_id, a.instance_id, (SELECT COUNT(*
 const SNAPSHOT_SELECT = `SELECT s.*, (SELECT COUNT(*) FROM units u WHERE u.owner_id = s.snapshot_id) AS units FROM snapshots s`;
 const ATTACHMENT_SELECT = `SELECT a.*, d.zone, d.encrypted, d.size_gb, d.lineage_id, d.region FROM attachments a JOIN disks d ON d.disk_id = a.disk_id`;
 
+/** Precondition: an input that must be an object (not null, not an array). */
+function checkInput(input: unknown, what: string): void {
+  needs(typeof input === "object" && input !== null && !Array.isArray(input), ErrorCodes.InvalidParameter, `${what} needs an input object, got ${show(input)}`);
+}
+
+function checkToken(token: unknown): string | undefined {
+  if (token === undefined || token === null) return undefined;
+  needs(typeof token === "string" && token.length > 0 && token.length <= 128, ErrorCodes.InvalidParameterValue, `clientToken must be a string of 1 to 128 characters, got ${show(token)}`, { property: "clientToken" });
+  return token;
+}
+
+function checkFilter(filter: unknown, keys: string[]): Record<string, string | number | undefined> {
+  if (filter === undefined) return {};
+  needs(typeof filter === "object" && filter !== null && !Array.isArray(filter), ErrorCodes.InvalidParameter, `a filter must be an object (or omitted), got ${show(filter)}`);
+  const f = filter as Record<string, unknown>;
+  for (const k of keys) {
+    const v = f[k];
+    needs(v === undefined || typeof v === "string" || (k === "sinceSeq" && typeof v === "number" && Number.isSafeInteger(v)), ErrorCodes.InvalidParameterValue, `filter ${k} must be a ${k === "sinceSeq" ? "whole number" : "string"}, got ${show(v)}`, { property: k });
+  }
+  return f as Record<string, string | number | undefined>;
+}
+
+/** Fingerprint of a request's parameters, to tell a retry from a different request with the same token. */
+function fingerprint(params: Record<string, unknown>): string {
+  const norm = (v: unknown): unknown =>
+    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.keys(v as object).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => [k, norm((v as Record<string, unknown>)[k])])) : v;
+  return crypto.createHash("sha256").update(JSON.stringify(norm(params))).digest("hex");
+}
+
 function checkName(name: unknown, property = "name"): string {
   if (name === undefined || name === null) return "";
-  needs(typeof name === "string" && name.length <= 60 && !/[\u0000-\u001f]/.test(name), ErrorCodes.InvalidParameterValue, `${property} must be a string of at most 60 characters without control characters`, { property });
+  needs(typeof name === "string" && name.length <= 60 && !/[\u0000-\u001f]/.test(name), ErrorCodes.InvalidParameterValue, `${property} must be a string of at most 60 characters without control characters, got ${show(name)}`, { property });
   return name;
 }
 
@@ -148,13 +187,13 @@ function checkTags(tags: unknown): Record<string, string> {
   const entries = Object.entries(tags as Record<string, unknown>);
   needs(entries.length <= 50, ErrorCodes.InvalidParameterValue, "at most 50 tags are allowed", { property: "tags" });
   for (const [k, v] of entries) {
-    needs(k.length > 0 && k.length <= 127 && typeof v === "string" && v.length <= 255, ErrorCodes.InvalidParameterValue, `tag ${JSON.stringify(k)}: keys are 1-127 characters and values strings of at most 255`, { property: "tags" });
+    needs(k.length > 0 && k.length <= 127 && typeof v === "string" && v.length <= 255, ErrorCodes.InvalidParameterValue, `tag ${show(k)}: keys are 1-127 characters and values strings of at most 255`, { property: "tags" });
   }
   return { ...(tags as Record<string, string>) };
 }
 
 function checkId(id: unknown, prefix: string, property: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes]): string {
-  needs(typeof id === "string" && id.startsWith(`${prefix}-`), code, `${property} must be an id of the form ${prefix}-xxxxxxxx, got ${JSON.stringify(id)}`, { property });
+  needs(typeof id === "string" && id.startsWith(`${prefix}-`), code, `${property} must be an id of the form ${prefix}-xxxxxxxx, got ${show(id)}`, { property });
   return id;
 }
 
@@ -163,15 +202,15 @@ function checkSize(sizeGb: unknown, usage: DiskUsage, property = "sizeGb"): numb
   needs(
     typeof sizeGb === "number" && Number.isInteger(sizeGb) && sizeGb >= lim.min && sizeGb <= lim.max,
     ErrorCodes.DiskSize,
-    `${property} must be a whole number of GB from ${lim.min} to ${lim.max} for a ${usage}, got ${JSON.stringify(sizeGb)}`,
+    `${property} must be a whole number of GB from ${lim.min} to ${lim.max} for a ${usage}, got ${show(sizeGb)}`,
     { property },
   );
   return sizeGb;
 }
 
 function checkRange(offset: unknown, length: unknown, capacity: number): void {
-  needs(typeof offset === "number" && Number.isSafeInteger(offset) && offset >= 0, ErrorCodes.OutOfRange, `offset must be a non-negative integer, got ${JSON.stringify(offset)}`, { property: "offset" });
-  needs(typeof length === "number" && Number.isSafeInteger(length) && length >= 0 && length <= MAX_IO_BYTES, ErrorCodes.OutOfRange, `length must be an integer from 0 to ${MAX_IO_BYTES} per call, got ${JSON.stringify(length)}`, { property: "length" });
+  needs(typeof offset === "number" && Number.isSafeInteger(offset) && offset >= 0, ErrorCodes.OutOfRange, `offset must be a non-negative integer, got ${show(offset)}`, { property: "offset" });
+  needs(typeof length === "number" && Number.isSafeInteger(length) && length >= 0 && length <= MAX_IO_BYTES, ErrorCodes.OutOfRange, `length must be an integer from 0 to ${MAX_IO_BYTES} per call, got ${show(length)}`, { property: "length" });
   needs(offset + length <= capacity, ErrorCodes.OutOfRange, `bytes ${offset}..${offset + length} lie past the end of the device (${capacity} bytes, the capacity the instance sees)`, { property: "offset" });
 }
 
@@ -247,32 +286,51 @@ class LocalEngine implements Engine {
     this.kms.release();
   }
 
-  /** Removes files a killed process left behind (block files of lineages that never committed, stale key files). */
-  private sweepOrphans(): void {
-    const now = Date.now();
-    const old = (f: string) => {
-      try {
-        return now - fs.statSync(f).mtimeMs > ORPHAN_GRACE_MS;
-      } catch {
-        return false;
-      }
-    };
-    for (const f of this.orphanFiles()) if (old(f)) fs.rmSync(f, { force: true });
+  private removeDeadLineage(lineageId: string): void {
+    this.blocks.forget(lineageId);
+    fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
+    withBusyRetry(() => this.db.prepare("DELETE FROM dead_lineages WHERE lineage_id = ?").run(lineageId));
   }
 
-  private orphanFiles(): string[] {
+  /**
+   * Repairs what a killed process can leave behind: block files of deleted lineages, key files
+   * of attachments that are gone (or missing for attachments that exist), and block files of
+   * lineages that never committed (only once older than a grace period: another process may be
+   * inside that very transaction).
+   */
+  private sweepOrphans(): void {
+    for (const r of this.db.prepare("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
+    for (const a of this.db.prepare("SELECT attachment_id, psk_file, psk_key FROM attachments").all() as { attachment_id: string; psk_file: string; psk_key: string | null }[]) {
+      if (a.psk_key && !fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, a.psk_key);
+    }
+    for (const f of this.orphanFiles(Date.now())) fs.rmSync(f, { force: true });
+  }
+
+  /**
+   * Files nothing in the state explains (block files of unknown lineages only once older than
+   * the grace period). Directories are listed before the state is read: a key file is written
+   * only after its attachment committed, so a file listed here whose attachment the later
+   * query does not see really is an orphan.
+   */
+  private orphanFiles(now: number): string[] {
+    const list = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => path.join(dir, f)) : []);
+    const blockFiles = list(path.join(this.dir, "blocks"));
+    const keyFiles = list(path.join(this.dir, "nbd"));
+    const ids = (sql: string) => new Set((this.db.prepare(sql).all() as { v: string }[]).map((r) => r.v));
+    const { lineages, dead, psk } = readTx(this.db, () => ({
+      lineages: ids("SELECT lineage_id AS v FROM lineages"),
+      dead: ids("SELECT lineage_id AS v FROM dead_lineages"),
+      psk: ids("SELECT psk_file AS v FROM attachments"),
+    }));
     const out: string[] = [];
-    const lineages = new Set((this.db.prepare("SELECT lineage_id FROM lineages").all() as { lineage_id: string }[]).map((r) => r.lineage_id));
-    const blocksDir = path.join(this.dir, "blocks");
-    for (const f of fs.existsSync(blocksDir) ? fs.readdirSync(blocksDir) : []) {
-      if (!f.endsWith(".dat") || !lineages.has(f.slice(0, -4))) out.push(path.join(blocksDir, f));
+    for (const full of blockFiles) {
+      const f = path.basename(full);
+      const id = f.endsWith(".dat") ? f.slice(0, -4) : null;
+      if (id && lineages.has(id)) continue;
+      if ((id && dead.has(id)) || !isYoung(full, now)) out.push(full);
     }
-    const psk = new Set((this.db.prepare("SELECT psk_file FROM attachments").all() as { psk_file: string }[]).map((r) => r.psk_file));
-    const nbdDir = path.join(this.dir, "nbd");
-    for (const f of fs.existsSync(nbdDir) ? fs.readdirSync(nbdDir) : []) {
-      const full = path.join(nbdDir, f);
-      if (!psk.has(full)) out.push(full);
-    }
+    // a ".tmp" is a key file being written right now by some process; older ones are leftovers
+    for (const full of keyFiles) if (!psk.has(full) && !(full.endsWith(".tmp") && isYoung(full, now))) out.push(full);
     return out;
   }
 
@@ -305,13 +363,13 @@ class LocalEngine implements Engine {
   }
 
   topUp(amountMicros: number): Account {
-    needs(Number.isSafeInteger(amountMicros) && amountMicros > 0, ErrorCodes.InvalidParameterValue, `a top-up must be a positive whole number of micro-units, got ${JSON.stringify(amountMicros)}`, { property: "amount" });
+    needs(Number.isSafeInteger(amountMicros) && amountMicros > 0, ErrorCodes.InvalidParameterValue, `a top-up must be a positive whole number of micro-units, got ${show(amountMicros)}`, { property: "amount" });
     this.run(() => this.db.prepare("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'topup', ?)").run(nowIso(), amountMicros));
     return this.getAccount();
   }
 
   setPricePerCall(priceMicros: number): Account {
-    needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a non-negative whole number of micro-units, got ${JSON.stringify(priceMicros)}`, { property: "pricePerCall" });
+    needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a non-negative whole number of micro-units, got ${show(priceMicros)}`, { property: "pricePerCall" });
     this.run(() => this.db.prepare("UPDATE account SET price_micros = ? WHERE id = 1").run(priceMicros));
     return this.getAccount();
   }
@@ -342,6 +400,31 @@ class LocalEngine implements Engine {
     if (billable) this.db.prepare("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, 'charge', ?, ?)").run(nowIso(), -price, audit.lastInsertRowid);
   }
 
+  /**
+   * Idempotent create (inside the caller's transaction): a token seen before with the same
+   * operation and parameters returns what the first call made (if it still exists); with other
+   * parameters it is refused, so a reused token never returns a resource the caller did not ask for.
+   */
+  private idempotent<T>(token: string | undefined, operation: string, params: Record<string, unknown>, find: (id: string) => T | null, make: () => { id: string; value: T }): T {
+    if (token === undefined) return make().value;
+    const fp = fingerprint(params);
+    const row = this.db.prepare("SELECT operation, fingerprint, resource_id FROM client_tokens WHERE token = ?").get(token) as { operation: string; fingerprint: string; resource_id: string } | undefined;
+    if (row) {
+      needs(
+        row.operation === operation && row.fingerprint === fp,
+        ErrorCodes.IdempotentParameterMismatch,
+        `clientToken ${show(token)} was already used by a ${row.operation} with other parameters (it made ${row.resource_id}); use a new token for a different request`,
+        { property: "clientToken" },
+      );
+      const existing = find(row.resource_id);
+      if (existing !== null) return existing;
+      this.db.prepare("DELETE FROM client_tokens WHERE token = ?").run(token); // what it made is gone: make it anew
+    }
+    const made = make();
+    this.db.prepare("INSERT INTO client_tokens (token, operation, fingerprint, resource_id, created_at) VALUES (?, ?, ?, ?, ?)").run(token, operation, fp, made.id, nowIso());
+    return made.value;
+  }
+
   // ---- KMS ------------------------------------------------------------------------------------
 
   listKeys(region?: string): KmsKey[] {
@@ -353,8 +436,9 @@ class LocalEngine implements Engine {
   }
 
   describeKey(keyId: string): KmsKey {
+    needs(typeof keyId === "string", ErrorCodes.KeyNotFound, `keyId must be a KMS key id (a UUID), got ${show(keyId)}`, { property: "keyId" });
     const k = this.view(() => this.db.prepare("SELECT key_id, region, alias, description, created_at FROM kms_keys WHERE key_id = ?").get(keyId) as Parameters<typeof keyMeta>[0] | undefined);
-    needs(k, ErrorCodes.KeyNotFound, `KMS key ${JSON.stringify(keyId)} does not exist; list keys with: encdisk keys`, { property: "keyId" });
+    needs(k, ErrorCodes.KeyNotFound, `KMS key ${show(keyId)} does not exist; list keys with: encdisk keys`, { property: "keyId" });
     return keyMeta(k);
   }
 
@@ -388,7 +472,8 @@ class LocalEngine implements Engine {
     });
   }
 
-  auditLog(filter: { region?: string; resourceId?: string; sinceSeq?: number } = {}): AuditEntry[] {
+  auditLog(filterIn: { region?: string; resourceId?: string; sinceSeq?: number } = {}): AuditEntry[] {
+    const filter = checkFilter(filterIn, ["region", "resourceId", "sinceSeq"]) as { region?: string; resourceId?: string; sinceSeq?: number };
     return this.view(() => {
       const where: string[] = [];
       const args: (string | number)[] = [];
@@ -462,7 +547,8 @@ class LocalEngine implements Engine {
     return this.toDisk(this.view(() => this.mustDisk(diskId)));
   }
 
-  listDisks(filter: { zone?: string; region?: string } = {}): Disk[] {
+  listDisks(filterIn: { zone?: string; region?: string } = {}): Disk[] {
+    const filter = checkFilter(filterIn, ["zone", "region"]) as { zone?: string; region?: string };
     return this.view(() => {
       const where: string[] = [];
       const args: string[] = [];
@@ -473,17 +559,13 @@ class LocalEngine implements Engine {
   }
 
   createDisk(input: CreateDiskInput): Disk {
-    needs(input && typeof input === "object", ErrorCodes.InvalidParameter, "createDisk needs an input object");
-    const token = input.clientToken;
-    if (token !== undefined) {
-      const existing = this.view(() => this.db.prepare("SELECT disk_id FROM disks WHERE client_token = ?").get(token) as { disk_id: string } | undefined);
-      if (existing) return this.getDisk(existing.disk_id);
-    }
+    checkInput(input, "createDisk");
+    const token = checkToken(input.clientToken);
     const region = regionOfZone(input.zone);
     const diskType = input.diskType ?? "CLOUD_PREMIUM";
-    needs((DISK_TYPES as readonly string[]).includes(diskType), ErrorCodes.InvalidDiskType, `diskType must be one of ${DISK_TYPES.join(", ")}, got ${JSON.stringify(diskType)}`, { property: "diskType" });
+    needs((DISK_TYPES as readonly string[]).includes(diskType), ErrorCodes.InvalidDiskType, `diskType must be one of ${DISK_TYPES.join(", ")}, got ${show(diskType)}`, { property: "diskType" });
     const diskUsage = input.diskUsage ?? "DATA_DISK";
-    needs((DISK_USAGES as readonly string[]).includes(diskUsage), ErrorCodes.InvalidDiskUsage, `diskUsage must be DATA_DISK or SYSTEM_DISK, got ${JSON.stringify(diskUsage)}`, { property: "diskUsage" });
+    needs((DISK_USAGES as readonly string[]).includes(diskUsage), ErrorCodes.InvalidDiskUsage, `diskUsage must be DATA_DISK or SYSTEM_DISK, got ${show(diskUsage)}`, { property: "diskUsage" });
     const sizeGb = checkSize(input.sizeGb, diskUsage);
     needs(input.encrypt === undefined || typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false", { property: "encrypt" });
     const name = checkName(input.name);
@@ -495,8 +577,19 @@ class LocalEngine implements Engine {
       { rule: "O3", property: "kmsKeyId" },
     );
     if (input.snapshotId !== undefined && input.snapshotId !== null) checkId(input.snapshotId, "snap", "snapshotId", ErrorCodes.SnapshotNotFound);
+    const params = { zone: input.zone, sizeGb, diskType, diskUsage, encrypt: input.encrypt, snapshotId: input.snapshotId ?? undefined, name, tags };
+    return this.run(() =>
+      this.idempotent(token, "CreateDisk", params, (id) => { const r = this.diskRow(id); return r ? this.toDisk(r) : null; }, () => {
+        const d = this.createDiskTx({ ...input, zone: input.zone, sizeGb, diskType, diskUsage, name, tags }, region);
+        return { id: d.diskId, value: d };
+      }),
+    );
+  }
 
-    return this.run(() => {
+  /** The body of createDisk, inside its transaction, on validated input. */
+  private createDiskTx(input: CreateDiskInput & { sizeGb: number; diskType: DiskType; diskUsage: DiskUsage; name: string; tags: Record<string, string> }, region: string): Disk {
+    const { sizeGb, diskType, diskUsage, name, tags } = input;
+    {
       const diskId = newId("disk");
       let encrypted = input.encrypt === true;
       let lineageId: string;
@@ -529,10 +622,10 @@ class LocalEngine implements Engine {
           `INSERT INTO disks (disk_id, name, zone, region, disk_type, disk_usage, size_gb, encrypted, kms_key_id, state, snapshot_id, source_disk_id, lineage_id, tags, client_token, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'UNATTACHED', ?, NULL, ?, ?, ?, ?)`,
         )
-        .run(diskId, name, input.zone, region, diskType, diskUsage, sizeGb, encrypted ? 1 : 0, kmsKeyId, snap?.snapshot_id ?? null, lineageId, JSON.stringify(tags), token ?? null, now);
+        .run(diskId, name, input.zone, region, diskType, diskUsage, sizeGb, encrypted ? 1 : 0, kmsKeyId, snap?.snapshot_id ?? null, lineageId, JSON.stringify(tags), null, now);
       if (snap) this.blocks.shareMap(snap.snapshot_id, diskId);
       return this.toDisk(this.diskRow(diskId) as DiskRow);
-    });
+    }
   }
 
   /** L1-L3: every cloud disk type can be encrypted; local disks and system disks cannot. */
@@ -596,10 +689,10 @@ class LocalEngine implements Engine {
     if (used) return;
     this.db.prepare("DELETE FROM free_slots WHERE lineage_id = ?").run(lineageId);
     this.db.prepare("DELETE FROM lineages WHERE lineage_id = ?").run(lineageId);
+    this.db.prepare("INSERT OR IGNORE INTO dead_lineages (lineage_id, deleted_at) VALUES (?, ?)").run(lineageId, nowIso());
     this.afterCommit.push(() => {
-      this.blocks.forget(lineageId);
       this.kms.releaseLineage(lineageId);
-      fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
+      this.removeDeadLineage(lineageId);
     });
   }
 
@@ -643,13 +736,15 @@ class LocalEngine implements Engine {
     input: { sourceDiskId: string; encrypt: boolean; zone?: string; diskType?: DiskType; sizeGb?: number; name?: string; tags?: Record<string, string>; clientToken?: string },
     onProgress?: (p: MigrateProgress) => void,
   ): Disk {
-    const src = this.view(() => this.mustDisk(input.sourceDiskId, "sourceDiskId"));
+    checkInput(input, "migrateDisk");
+    const token = checkToken(input.clientToken);
     needs(typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false: the encryption of the new disk", { property: "encrypt" });
-    let target = input.clientToken ? this.view(() => this.db.prepare("SELECT disk_id, migrated_at FROM disks WHERE client_token = ?").get(input.clientToken) as { disk_id: string; migrated_at: string | null } | undefined) : undefined;
-    if (target?.migrated_at) return this.getDisk(target.disk_id);
-    const disk = target
-      ? this.getDisk(target.disk_id)
-      : this.createDisk({
+    const src = this.view(() => this.mustDisk(input.sourceDiskId, "sourceDiskId"));
+    const params = { sourceDiskId: src.disk_id, encrypt: input.encrypt, zone: input.zone, diskType: input.diskType, sizeGb: input.sizeGb, name: input.name, tags: input.tags };
+    // Phase 1: the target disk, marked as a migration in progress (source_disk_id set, migrated_at null).
+    const target = this.run(() =>
+      this.idempotent(token, "MigrateDisk", params, (id) => this.diskRow(id) ?? null, () => {
+        const d = this.createDisk({
           zone: input.zone ?? src.zone,
           sizeGb: input.sizeGb ?? src.size_gb,
           diskType: input.diskType ?? src.disk_type,
@@ -657,13 +752,16 @@ class LocalEngine implements Engine {
           encrypt: input.encrypt,
           name: input.name ?? (src.name ? `${src.name}-${input.encrypt ? "encrypted" : "plain"}` : ""),
           tags: input.tags,
-          clientToken: input.clientToken,
         });
-    target = { disk_id: disk.diskId, migrated_at: null };
-    this.run(() => this.db.prepare("UPDATE disks SET source_disk_id = ? WHERE disk_id = ?").run(src.disk_id, disk.diskId));
-    this.copyDiskData(src.disk_id, disk.diskId, onProgress);
-    this.run(() => this.db.prepare("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), disk.diskId));
-    return this.getDisk(disk.diskId);
+        this.db.prepare("UPDATE disks SET source_disk_id = ? WHERE disk_id = ?").run(src.disk_id, d.diskId);
+        return { id: d.diskId, value: this.diskRow(d.diskId) as DiskRow };
+      }),
+    );
+    if (target.migrated_at) return this.toDisk(target);
+    // Phase 2: the copy (a retry with the same token redoes it from the start), then the mark.
+    this.copyDiskData(src.disk_id, target.disk_id, onProgress);
+    this.run(() => this.db.prepare("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id));
+    return this.getDisk(target.disk_id);
   }
 
   // ---- snapshots -------------------------------------------------------------------------------
@@ -698,26 +796,25 @@ class LocalEngine implements Engine {
   }
 
   createSnapshot(input: { diskId: string; name?: string; clientToken?: string }): Snapshot {
-    const token = input?.clientToken;
-    if (token !== undefined) {
-      const existing = this.view(() => this.db.prepare("SELECT snapshot_id FROM snapshots WHERE client_token = ?").get(token) as { snapshot_id: string } | undefined);
-      if (existing) return this.getSnapshot(existing.snapshot_id);
-    }
-    const name = checkName(input?.name);
-    return this.run(() => {
-      const d = this.mustDisk(input.diskId);
-      const snapshotId = newId("snap");
-      // S1/S2, K3, W2: a snapshot shares the disk's units, so it has the disk's encryption and key.
-      if (d.encrypted) this.kmsCall(d.region, "CreateSnapshot", snapshotId, "Decrypt");
-      this.db
-        .prepare(
-          `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', ?, NULL, ?, ?)`,
-        )
-        .run(snapshotId, name, d.disk_id, d.zone, d.region, d.encrypted, d.kms_key_id, d.size_gb, d.lineage_id, token ?? null, nowIso());
-      this.blocks.shareMap(d.disk_id, snapshotId);
-      return this.toSnapshot(this.snapshotRow(snapshotId) as SnapshotRow);
-    });
+    checkInput(input, "createSnapshot");
+    const token = checkToken(input.clientToken);
+    const name = checkName(input.name);
+    return this.run(() =>
+      this.idempotent(token, "CreateSnapshot", { diskId: input.diskId, name }, (id) => { const r = this.snapshotRow(id); return r ? this.toSnapshot(r) : null; }, () => {
+        const d = this.mustDisk(input.diskId);
+        const snapshotId = newId("snap");
+        // S1/S2, K3, W2: a snapshot shares the disk's units, so it has the disk's encryption and key.
+        if (d.encrypted) this.kmsCall(d.region, "CreateSnapshot", snapshotId, "Decrypt");
+        this.db
+          .prepare(
+            `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', ?, NULL, NULL, ?)`,
+          )
+          .run(snapshotId, name, d.disk_id, d.zone, d.region, d.encrypted, d.kms_key_id, d.size_gb, d.lineage_id, nowIso());
+        this.blocks.shareMap(d.disk_id, snapshotId);
+        return { id: snapshotId, value: this.toSnapshot(this.snapshotRow(snapshotId) as SnapshotRow) };
+      }),
+    );
   }
 
   getSnapshot(snapshotId: string): Snapshot {
@@ -729,7 +826,8 @@ class LocalEngine implements Engine {
     return r ? this.toSnapshot(r) : null;
   }
 
-  listSnapshots(filter: { diskId?: string; region?: string } = {}): Snapshot[] {
+  listSnapshots(filterIn: { diskId?: string; region?: string } = {}): Snapshot[] {
+    const filter = checkFilter(filterIn, ["diskId", "region"]) as { diskId?: string; region?: string };
     return this.view(() => {
       const where: string[] = [];
       const args: string[] = [];
@@ -776,8 +874,9 @@ class LocalEngine implements Engine {
   }
 
   copySnapshot(input: { snapshotId: string; destinationRegion: string; name?: string }): Snapshot {
-    const name = checkName(input?.name);
-    assertRegion(input?.destinationRegion, "destinationRegion");
+    checkInput(input, "copySnapshot");
+    const name = checkName(input.name);
+    assertRegion(input.destinationRegion, "destinationRegion");
     return this.run(() => {
       const s = this.mustSnapshot(input.snapshotId);
       return this.toSnapshot(this.copySnapshotRow(s, input.destinationRegion, name || s.name));
@@ -820,22 +919,28 @@ class LocalEngine implements Engine {
   }
 
   createInstance(input: { zone: string; instanceType: string; localStorage?: boolean; name?: string; clientToken?: string }): Instance {
-    const token = input?.clientToken;
-    if (token !== undefined) {
-      const existing = this.view(() => this.db.prepare("SELECT * FROM instances WHERE client_token = ?").get(token) as InstanceRow | undefined);
-      if (existing) return this.toInstance(existing);
-    }
-    const region = regionOfZone(input?.zone);
+    checkInput(input, "createInstance");
+    const token = checkToken(input.clientToken);
+    const region = regionOfZone(input.zone);
     const fam = instanceFamily(input.instanceType);
     needs(input.localStorage === undefined || typeof input.localStorage === "boolean", ErrorCodes.InvalidParameterValue, "localStorage must be true or false", { property: "localStorage" });
+    needs(
+      !(fam.localStorage && input.localStorage === false),
+      ErrorCodes.InvalidParameterValue,
+      `${fam.family} instances come with local storage; localStorage cannot be false for ${show(input.instanceType)} (omit it, or choose a family without local storage)`,
+      { property: "localStorage" },
+    );
+    const localStorage = input.localStorage ?? fam.localStorage;
     const name = checkName(input.name);
-    return this.run(() => {
-      const instanceId = newId("ins");
-      this.db
-        .prepare("INSERT INTO instances (instance_id, name, zone, region, instance_type, local_storage, client_token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(instanceId, name, input.zone, region, input.instanceType, (input.localStorage ?? fam.localStorage) ? 1 : 0, token ?? null, nowIso());
-      return this.toInstance(this.mustInstance(instanceId));
-    });
+    return this.run(() =>
+      this.idempotent(token, "CreateInstance", { zone: input.zone, instanceType: input.instanceType, localStorage, name }, (id) => { const r = this.db.prepare("SELECT * FROM instances WHERE instance_id = ?").get(id) as InstanceRow | undefined; return r ? this.toInstance(r) : null; }, () => {
+        const instanceId = newId("ins");
+        this.db
+          .prepare("INSERT INTO instances (instance_id, name, zone, region, instance_type, local_storage, client_token, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)")
+          .run(instanceId, name, input.zone, region, input.instanceType, localStorage ? 1 : 0, nowIso());
+        return { id: instanceId, value: this.toInstance(this.mustInstance(instanceId)) };
+      }),
+    );
   }
 
   getInstance(instanceId: string): Instance {
@@ -888,43 +993,57 @@ class LocalEngine implements Engine {
 
   private mustAttachment(attachmentId: string): AttachmentRow {
     const r = this.attachmentRow(attachmentId);
-    needs(r, ErrorCodes.AttachmentNotFound, `attachment ${attachmentId} does not exist (the disk was detached); list attachments with: encdisk attachments`, { property: "attachmentId" });
+    needs(r, ErrorCodes.AttachmentNotFound, `attachment ${show(attachmentId)} does not exist (the disk was detached); list attachments with: encdisk attachments`, { property: "attachmentId" });
     return r;
   }
 
   attachDisk(input: { diskId: string; instanceId: string }): Attachment {
+    checkInput(input, "attachDisk");
     return this.run(() => {
-      const d = this.mustDisk(input?.diskId);
+      const d = this.mustDisk(input.diskId);
       const ins = this.mustInstance(input.instanceId);
       if (d.attachment_id && d.instance_id === ins.instance_id) return this.toAttachment(this.mustAttachment(d.attachment_id));
       needs(!d.attachment_id, ErrorCodes.Attached, `disk ${d.disk_id} is already attached to ${d.instance_id}; a disk has at most one attachment, detach it first`, { property: "diskId" });
+      needs(!(d.source_disk_id && !d.migrated_at), ErrorCodes.MigrationIncomplete, `disk ${d.disk_id} is still receiving the data of ${d.source_disk_id} (M1), or that copy was interrupted; rerun the migration (same clientToken) to finish it, or delete the disk`, { property: "diskId" });
       needs(d.zone === ins.zone, ErrorCodes.ZoneNotMatch, `disk ${d.disk_id} is in ${d.zone} but instance ${ins.instance_id} is in ${ins.zone}; a disk attaches only to an instance in its own availability zone`, { rule: "C1", property: "instanceId" });
       needs(!(d.encrypted && ins.local_storage), ErrorCodes.InstanceLocalStorage, `disk ${d.disk_id} is encrypted and instance ${ins.instance_id} (${ins.instance_type}) has local storage; encrypted disks cannot be attached to instances with local storage. Use an instance without local storage, or a plain disk`, { rule: "L7", property: "instanceId" });
       const attachmentId = newId("att");
       if (d.encrypted) {
         this.kmsCall(d.region, "AttachDisk", d.disk_id, "Decrypt");
       }
-      const pskFile = this.writePskFile(attachmentId);
-      this.db.prepare("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, attached_at) VALUES (?, ?, ?, ?, ?, ?)").run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, pskFile, nowIso());
+      const psk = this.newPsk(attachmentId);
+      this.db
+        .prepare("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, psk_key, attached_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, psk.file, psk.key, nowIso());
+      this.afterCommit.push(() => this.writePskFile(attachmentId, psk.file, psk.key));
       return this.toAttachment(this.mustAttachment(attachmentId));
     });
   }
 
-  /** W2: each attachment's NBD export needs TLS with its own random pre-shared key (psktool format). */
-  private writePskFile(attachmentId: string): string {
-    const dir = path.join(this.dir, "nbd");
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const file = path.join(dir, `${attachmentId}.psk`);
+  /**
+   * W2: each attachment's NBD export needs TLS with its own random pre-shared key. The key is
+   * kept with the attachment and its psktool-format file (`identity:hexkey`, 0600) is written
+   * after commit, so a rolled-back or killed attach leaves no file; `sweepOrphans` rewrites a
+   * file a killed process did not get to write.
+   */
+  private newPsk(attachmentId: string): { file: string; key: string } {
     const key = crypto.randomBytes(32);
-    fs.writeFileSync(file, `${attachmentId}:${key.toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+    const hex = key.toString("hex");
     zero(key);
-    this.onRollback.push(() => fs.rmSync(file, { force: true }));
-    return file;
+    return { file: path.join(this.dir, "nbd", `${attachmentId}.psk`), key: hex };
+  }
+
+  private writePskFile(attachmentId: string, file: string, key: string): void {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${attachmentId}:${key}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, file);
   }
 
   detachDisk(attachmentIdOrDiskId: string): void {
+    const id = attachmentIdOrDiskId;
+    needs(typeof id === "string", ErrorCodes.AttachmentNotFound, `detach needs an attachment id (att-...) or a disk id (disk-...), got ${show(id)}`, { property: "attachmentId" });
     this.run(() => {
-      const id = attachmentIdOrDiskId;
       const a = typeof id === "string" && id.startsWith("disk-") ? (this.db.prepare(`${ATTACHMENT_SELECT} WHERE a.disk_id = ?`).get(id) as AttachmentRow | undefined) : this.attachmentRow(id);
       if (typeof id === "string" && id.startsWith("disk-")) {
         this.mustDisk(id);
@@ -949,7 +1068,8 @@ class LocalEngine implements Engine {
     return r ? this.toAttachment(r) : null;
   }
 
-  listAttachments(filter: { instanceId?: string; diskId?: string } = {}): Attachment[] {
+  listAttachments(filterIn: { instanceId?: string; diskId?: string } = {}): Attachment[] {
+    const filter = checkFilter(filterIn, ["instanceId", "diskId"]) as { instanceId?: string; diskId?: string };
     return this.view(() => {
       const where: string[] = [];
       const args: string[] = [];
@@ -985,15 +1105,15 @@ class LocalEngine implements Engine {
     needs(raw instanceof Uint8Array, ErrorCodes.InvalidParameterValue, "data must be a Buffer", { property: "data" });
     const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
-    const sealed = this.blocks.prepareWrite(owner, offset, buf);
-    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitUnits(owner, sealed));
+    const prepared = this.blocks.prepareWrite(owner, offset, buf);
+    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
   }
 
   writeZeroes(attachmentId: string, offset: number, length: number): void {
     const { a, owner } = this.ioTarget(attachmentId, offset, Math.min(length, MAX_IO_BYTES));
     checkRange(offset, length, a.capacity_bytes);
-    const sealed = this.blocks.prepareZero(owner, offset, length);
-    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitUnits(owner, sealed));
+    const prepared = this.blocks.prepareZero(owner, offset, length);
+    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
   }
 
   trim(attachmentId: string, offset: number, length: number): void {
@@ -1035,23 +1155,22 @@ class LocalEngine implements Engine {
   }
 
   createImage(input: { name: string; snapshotIds: string[]; clientToken?: string }): Image {
-    const token = input?.clientToken;
-    if (token !== undefined) {
-      const existing = this.view(() => this.db.prepare("SELECT * FROM images WHERE client_token = ?").get(token) as ImageRow | undefined);
-      if (existing) return this.toImage(existing);
-    }
-    const name = checkName(input?.name);
+    checkInput(input, "createImage");
+    const token = checkToken(input.clientToken);
+    const name = checkName(input.name);
     needs(Array.isArray(input.snapshotIds) && input.snapshotIds.length > 0 && input.snapshotIds.length <= 16, ErrorCodes.InvalidParameterValue, "snapshotIds must list 1 to 16 snapshots", { property: "snapshotIds" });
-    return this.run(() => {
-      const snaps = input.snapshotIds.map((id) => this.mustSnapshot(id, "snapshotIds"));
-      const region = snaps[0].region;
-      needs(snaps.every((s) => s.region === region), ErrorCodes.InvalidParameter, `all snapshots of an image must be in one region; got ${[...new Set(snaps.map((s) => s.region))].join(", ")}`, { property: "snapshotIds" });
-      const imageId = newId("img");
-      this.db
-        .prepare("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, ?, '[]', NULL, ?, ?)")
-        .run(imageId, name, region, JSON.stringify(snaps.map((s) => s.snapshot_id)), snaps.some((s) => s.encrypted) ? 1 : 0, token ?? null, nowIso());
-      return this.toImage(this.mustImage(imageId));
-    });
+    return this.run(() =>
+      this.idempotent(token, "CreateImage", { name, snapshotIds: input.snapshotIds }, (id) => { const r = this.db.prepare("SELECT * FROM images WHERE image_id = ?").get(id) as ImageRow | undefined; return r ? this.toImage(r) : null; }, () => {
+        const snaps = input.snapshotIds.map((id) => this.mustSnapshot(id, "snapshotIds"));
+        const region = snaps[0].region;
+        needs(snaps.every((s) => s.region === region), ErrorCodes.InvalidParameter, `all snapshots of an image must be in one region; got ${[...new Set(snaps.map((s) => s.region))].join(", ")}`, { property: "snapshotIds" });
+        const imageId = newId("img");
+        this.db
+          .prepare("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, ?, '[]', NULL, NULL, ?)")
+          .run(imageId, name, region, JSON.stringify(snaps.map((s) => s.snapshot_id)), snaps.some((s) => s.encrypted) ? 1 : 0, nowIso());
+        return { id: imageId, value: this.toImage(this.mustImage(imageId)) };
+      }),
+    );
   }
 
   getImage(imageId: string): Image {
@@ -1080,8 +1199,9 @@ class LocalEngine implements Engine {
   }
 
   copyImage(input: { imageId: string; destinationRegion: string; name?: string }): Image {
-    const name = checkName(input?.name);
-    assertRegion(input?.destinationRegion, "destinationRegion");
+    checkInput(input, "copyImage");
+    const name = checkName(input.name);
+    assertRegion(input.destinationRegion, "destinationRegion");
     return this.run(() => {
       const img = this.mustImage(input.imageId);
       needs(!img.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `image ${img.image_id} was created from encrypted snapshots, and such images cannot be copied across regions. Nothing was changed.`, { rule: "S4", property: "imageId" });
@@ -1171,7 +1291,9 @@ class LocalEngine implements Engine {
         .prepare("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
         .get() as { audited: number; charged: number; unbilled: number };
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);
-      for (const f of this.orphanFiles()) p.push(`orphan file ${f}`);
+      for (const f of this.orphanFiles(Date.now())) p.push(`orphan file ${f}`);
+      for (const r of q<{ disk_id: string; source_disk_id: string }>("SELECT disk_id, source_disk_id FROM disks WHERE source_disk_id IS NOT NULL AND migrated_at IS NULL"))
+        p.push(`disk ${r.disk_id}: its migration from ${r.source_disk_id} did not complete (rerun it with the same clientToken, or delete the disk)`);
       const count = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
       return { problems: p, disks: count("SELECT COUNT(*) AS n FROM disks"), snapshots: count("SELECT COUNT(*) AS n FROM snapshots"), units: count("SELECT COUNT(*) AS n FROM units") };
     });

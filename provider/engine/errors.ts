@@ -26,6 +26,8 @@ export const ErrorCodes = {
   SnapshotNotFromDisk: "InvalidParameter.SnapshotNotFromDisk",
   // Parameters
   InvalidParameter: "InvalidParameter",
+  IdempotentParameterMismatch: "InvalidParameter.ClientTokenConflict",
+  MigrationIncomplete: "ResourceUnavailable.MigrationIncomplete",
   InvalidParameterValue: "InvalidParameterValue",
   InvalidZone: "InvalidParameterValue.Zone",
   InvalidRegion: "InvalidParameterValue.Region",

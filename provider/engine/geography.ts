@@ -1,5 +1,6 @@
 /** Regions, zones and instance types of the modelled cloud. A zone `ap-guangzhou-3` is in region `ap-guangzhou`. */
 import { EngineError, ErrorCodes } from "./errors";
+import { show } from "./format";
 
 export const REGIONS: Record<string, number[]> = {
   "ap-guangzhou": [3, 4, 6, 7],
@@ -25,7 +26,7 @@ export function isRegion(region: string): boolean {
 
 export function assertRegion(region: string, property = "region"): void {
   if (!isRegion(region)) {
-    throw new EngineError(ErrorCodes.InvalidRegion, `unknown region ${JSON.stringify(region)}; valid regions: ${Object.keys(REGIONS).join(", ")}`, { property });
+    throw new EngineError(ErrorCodes.InvalidRegion, `unknown region ${show(region)}; valid regions: ${Object.keys(REGIONS).join(", ")}`, { property });
   }
 }
 
@@ -34,7 +35,7 @@ export function regionOfZone(zone: string, property = "zone"): string {
   const m = typeof zone === "string" ? /^([a-z]+-[a-z]+)-(\d+)$/.exec(zone) : null;
   if (m && isRegion(m[1]) && REGIONS[m[1]].includes(Number(m[2]))) return m[1];
   const hint = m && isRegion(m[1]) ? `zones of ${m[1]}: ${REGIONS[m[1]].map((z) => `${m[1]}-${z}`).join(", ")}` : "list them with: encdisk regions";
-  throw new EngineError(ErrorCodes.InvalidZone, `unknown availability zone ${JSON.stringify(zone)}; ${hint}`, { property });
+  throw new EngineError(ErrorCodes.InvalidZone, `unknown availability zone ${show(zone)}; ${hint}`, { property });
 }
 
 /** Instance families; those with local storage (NVMe/HDD local disks) cannot take encrypted disks (L7). */
@@ -64,7 +65,7 @@ export function instanceFamily(instanceType: string): { family: string; localSto
   }
   throw new EngineError(
     ErrorCodes.InvalidInstanceType,
-    `unknown instance type ${JSON.stringify(instanceType)}; use FAMILY.SIZE such as S5.MEDIUM4 or IT5.4XLARGE64 (families: ${Object.keys(INSTANCE_FAMILIES).join(", ")})`,
+    `unknown instance type ${show(instanceType)}; use FAMILY.SIZE such as S5.MEDIUM4 or IT5.4XLARGE64 (families: ${Object.keys(INSTANCE_FAMILIES).join(", ")})`,
     { property: "instanceType" },
   );
 }

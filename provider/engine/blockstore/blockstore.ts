@@ -35,6 +35,12 @@ interface UnitRow {
   tag: Buffer | null;
 }
 
+/** A write split into sealed whole units and partial units still to merge with stored data. */
+export interface PreparedWrite {
+  sealed: SealedUnit[];
+  partial: { idx: number; from: number; bytes: Buffer }[];
+}
+
 /** A unit ready to be stored: ciphertext (or plaintext for plain disks), or null for a hole. */
 interface SealedUnit {
   idx: number;
@@ -134,7 +140,22 @@ export class BlockStore {
       const e = Math.min(offset + length, unitStart + UNIT);
       plain.copy(out, s - offset, s - unitStart, e - unitStart);
     });
+    // Another process may have moved a unit and handed its old slot to another unit while we
+    // read: a plain unit cannot tell (an encrypted one fails authentication), so the map must
+    // still say what it said when we looked it up, or the read starts over.
+    if (rows.length && !this.sameMap(rows, this.st.range.all(owner.ownerId, first, last) as UnitRow[])) throw new StaleRead();
     return out;
+  }
+
+  private sameMap(a: UnitRow[], b: UnitRow[]): boolean {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) {
+      if (a[i].idx !== b[i].idx || a[i].slot !== b[i].slot) return false;
+      const na = a[i].nonce;
+      const nb = b[i].nonce;
+      if (na === null ? nb !== null : nb === null || !na.equals(nb)) return false;
+    }
+    return true;
   }
 
   /** Reads the given rows in runs of consecutive slots and hands each unit's plaintext to `fn`. */
@@ -211,12 +232,13 @@ export class BlockStore {
   }
 
   /**
-   * Splits a byte-range write into sealed units, merging partial head/tail units with their
-   * current contents. Runs outside the transaction (cipher work holds no lock).
+   * Seals the whole units of a byte-range write. Runs outside the transaction, so cipher work
+   * holds no lock; partial head/tail units are merged later, under the lock (`commitWrite`),
+   * so a concurrent writer of the unit's other bytes in another process is never lost.
    */
-  prepareWrite(owner: Owner, offset: number, data: Buffer): SealedUnit[] {
-    const out: SealedUnit[] = [];
-    if (data.length === 0) return out;
+  prepareWrite(owner: Owner, offset: number, data: Buffer): PreparedWrite {
+    const prepared: PreparedWrite = { sealed: [], partial: [] };
+    if (data.length === 0) return prepared;
     const first = Math.floor(offset / UNIT);
     const last = Math.floor((offset + data.length - 1) / UNIT);
     const nonces = owner.key ? crypto.randomBytes(12 * (last - first + 1)) : null;
@@ -224,44 +246,47 @@ export class BlockStore {
       const unitStart = idx * UNIT;
       const s = Math.max(offset, unitStart);
       const e = Math.min(offset + data.length, unitStart + UNIT);
-      let plain: Buffer;
       if (s === unitStart && e === unitStart + UNIT) {
-        plain = data.subarray(s - offset, e - offset);
+        prepared.sealed.push(this.seal(owner, idx, data.subarray(s - offset, e - offset), nonces?.subarray(12 * (idx - first), 12 * (idx - first + 1))));
       } else {
-        plain = this.readStable(owner, unitStart, UNIT);
-        data.copy(plain, s - unitStart, s - offset, e - offset);
+        prepared.partial.push({ idx, from: s - unitStart, bytes: data.subarray(s - offset, e - offset) });
       }
-      out.push(this.seal(owner, idx, plain, nonces?.subarray(12 * (idx - first), 12 * (idx - first + 1))));
     }
-    return out;
+    return prepared;
   }
 
-  /** Whole-unit holes for [offset, offset+length) plus sealed zero-merged partial ends. */
-  prepareZero(owner: Owner, offset: number, length: number): SealedUnit[] {
-    const out: SealedUnit[] = [];
-    if (length === 0) return out;
+  /** Whole-unit holes for [offset, offset+length); partial ends are zeroed under the lock. */
+  prepareZero(owner: Owner, offset: number, length: number): PreparedWrite {
+    const prepared: PreparedWrite = { sealed: [], partial: [] };
+    if (length === 0) return prepared;
     const first = Math.floor(offset / UNIT);
     const last = Math.floor((offset + length - 1) / UNIT);
     for (let idx = first; idx <= last; idx++) {
       const unitStart = idx * UNIT;
       const s = Math.max(offset, unitStart);
       const e = Math.min(offset + length, unitStart + UNIT);
-      if (s === unitStart && e === unitStart + UNIT) {
-        out.push({ idx, data: null, nonce: null, tag: null });
-      } else {
-        const plain = this.readStable(owner, unitStart, UNIT);
-        plain.fill(0, s - unitStart, e - unitStart);
-        out.push(this.seal(owner, idx, plain));
-      }
+      if (s === unitStart && e === unitStart + UNIT) prepared.sealed.push({ idx, data: null, nonce: null, tag: null });
+      else prepared.partial.push({ idx, from: s - unitStart, bytes: Buffer.alloc(e - s) });
     }
-    return out;
+    return prepared;
+  }
+
+  /** Stores a prepared write: MUST run inside the caller's (IMMEDIATE) transaction. */
+  commitWrite(owner: Owner, prepared: PreparedWrite): void {
+    const units = prepared.sealed.slice();
+    for (const p of prepared.partial) {
+      const plain = this.read(owner, p.idx * UNIT, UNIT);
+      p.bytes.copy(plain, p.from);
+      units.push(this.seal(owner, p.idx, plain));
+    }
+    this.commitUnits(owner, units);
   }
 
   /**
    * Stores sealed units: MUST run inside the caller's transaction. Allocates fresh slots,
    * writes the data, flips the map, then frees the slots nothing references any more.
    */
-  commitUnits(owner: Owner, units: SealedUnit[]): void {
+  private commitUnits(owner: Owner, units: SealedUnit[]): void {
     const withData = units.filter((u) => u.data !== null);
     const slots = this.allocate(owner.lineageId, withData.length);
     // Write runs of consecutive slots with one system call each.
@@ -327,18 +352,25 @@ export class BlockStore {
 
   /**
    * Streams every written unit of `src` into `dst` (another lineage, possibly another key),
-   * `batchUnits` at a time, each batch its own transaction via `inTx`. Holes stay holes.
+   * `batchUnits` at a time, each batch read and written inside its own transaction via
+   * `inTx` (so a concurrent writer of the source cannot move units under the copy). Holes
+   * stay holes.
    */
   copyAll(src: Owner, dst: Owner, inTx: (fn: () => void) => void, onBatch: (units: number) => void, batchUnits = MAX_RUN): void {
     let after = -1;
     for (;;) {
-      const rows = this.st.batch.all(src.ownerId, after, batchUnits) as UnitRow[];
-      if (rows.length === 0) return;
-      const sealed: SealedUnit[] = [];
-      this.forEachRun(src, rows, (row, plain) => sealed.push(this.seal(dst, row.idx, plain)));
-      inTx(() => this.commitUnits(dst, sealed));
-      after = rows[rows.length - 1].idx;
-      onBatch(rows.length);
+      let n = 0;
+      inTx(() => {
+        const rows = this.st.batch.all(src.ownerId, after, batchUnits) as UnitRow[];
+        n = rows.length;
+        if (n === 0) return;
+        const sealed: SealedUnit[] = [];
+        this.forEachRun(src, rows, (row, plain) => sealed.push(this.seal(dst, row.idx, plain)));
+        this.commitUnits(dst, sealed);
+        after = rows[n - 1].idx;
+      });
+      if (n === 0) return;
+      onBatch(n);
     }
   }
 

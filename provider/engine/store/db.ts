@@ -45,6 +45,11 @@ export function withBusyRetry<T>(fn: () => T, budgetMs = 60_000): T {
 
 export function openDb(dir: string): Db {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    fs.chmodSync(dir, 0o700); // whoever created it, and whatever the umask: state and keys live here
+  } catch {
+    /* not ours to change; `encdisk check` reports modes */
+  }
   const file = path.join(dir, "state.db");
   const db = withBusyRetry(() => new Database(file, { timeout: 10_000 }));
   try {

@@ -145,4 +145,24 @@ CREATE TABLE images (
 );
 `,
   },
+  {
+    version: 2,
+    sql: `
+-- Idempotency tokens: a retried create returns what the first made; the same token with other
+-- parameters is refused. Replaces the per-table client_token columns (kept, no longer written).
+CREATE TABLE client_tokens (
+  token TEXT PRIMARY KEY,
+  operation TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  resource_id TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+-- The attachment's TLS pre-shared key: its key file is written after commit (and rewritten
+-- from here when a killed process left it missing), so no file ever outlives a rolled-back attach.
+ALTER TABLE attachments ADD COLUMN psk_key TEXT;
+-- Lineages deleted but whose block file may still be on disk (removed after commit, or by the
+-- next open when the process died in between).
+CREATE TABLE dead_lineages (lineage_id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL);
+`,
+  },
 ];
