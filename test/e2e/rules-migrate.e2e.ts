@@ -113,7 +113,7 @@ scenario("examples/migrate through the Pulumi CLI (M1)", () => new E2EStack("exa
     const audit = await s.list<AuditEntry>("audit");
     expect(audit.filter((a) => a.resourceId === ids.plain)).toEqual([]);
     expect(audit.map((a) => [a.operation, a.resourceId, a.kmsApi])).toEqual([
-      ["CreateDisk", ids.secure, "CreateKey"], // the migration creates the disk: first encrypted one in the region,
+      ["CreateDisk", ids.secure, "CreateKey"], // the migration creates the disk: first encrypted one in the region
       ["CreateDisk", ids.secure, "GenerateDataKey"],
       ["AttachDisk", ids.secure, "Decrypt"],
       ["DetachDisk", ids.secure, "Encrypt"],
