@@ -18,6 +18,14 @@ export const RUNTIME_DIST = path.join(ROOT, "dist/provider/resources/runtime.js"
 
 type Props = Record<string, unknown>;
 
+/** Provider sources (outside the engine) newer than the built runtime the host will load. */
+function staleSources(): string[] {
+  const built = fs.statSync(RUNTIME_DIST).mtimeMs;
+  const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((f) => (f.isDirectory() ? walk(path.join(d, f.name)) : f.name.endsWith(".ts") ? [path.join(d, f.name)] : []));
+  const sources = [...walk(path.join(ROOT, "provider/resources")), ...walk(path.join(ROOT, "provider/schemas")), path.join(ROOT, "provider/config.ts")];
+  return sources.filter((f) => fs.statSync(f).mtimeMs > built + 1000).map((f) => path.relative(ROOT, f));
+}
+
 /** The `__provider` text each resource class really registers, captured under mocks. */
 export async function providerStrings(): Promise<Record<string, string>> {
   const seen: Record<string, string> = {};
@@ -70,6 +78,8 @@ export class DynamicProviderHost {
   /** Spawn the host with `programDir` as its working directory (where `require` is rooted). */
   static async start(programDir: string, env: NodeJS.ProcessEnv): Promise<DynamicProviderHost> {
     if (!fs.existsSync(RUNTIME_DIST)) throw new Error(`${RUNTIME_DIST} is missing: run npm run build (npm test does) before these tests`);
+    const stale = staleSources();
+    if (stale.length > 0) throw new Error(`dist/ is older than ${stale.join(", ")}: run npm run build (npm test does); the host runs the built runtime`);
     const child = spawn(process.execPath, [HOST_SCRIPT, "127.0.0.1:1"], { cwd: programDir, env, stdio: ["ignore", "pipe", "pipe"] });
     const stderr: string[] = [];
     child.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
