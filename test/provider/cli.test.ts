@@ -102,8 +102,14 @@ maybe("examples with the Pulumi CLI", () => {
   test("M1: examples/migrate: the encrypted copy is made in the first up; retiring the plain disk leaves it unchanged", () => {
     const dir = path.join(ROOT, "examples/migrate");
     pulumi(dir, ["stack", "init", "cli-migrate"]);
+    // This stack names its engine through stack config instead of the environment.
+    const engineDir = path.join(tmp, "engine-from-config");
+    const saved = env.ENCDISK_DIR;
+    delete env.ENCDISK_DIR;
     try {
+      pulumi(dir, ["config", "set", "encdisk:engineDir", engineDir]);
       pulumi(dir, ["up", "--yes"]);
+      expect(fs.existsSync(engineDir)).toBe(true);
       const outs = JSON.parse(pulumi(dir, ["stack", "output", "--json"]).out) as Record<string, unknown>;
       expect(outs).toMatchObject({ secureEncrypted: true, migratedFrom: outs.plainDiskId });
       pulumi(dir, ["config", "set", "retirePlain", "true"]);
@@ -112,6 +118,7 @@ maybe("examples with the Pulumi CLI", () => {
       pulumi(dir, ["destroy", "--yes"]);
     } finally {
       pulumi(dir, ["stack", "rm", "--yes", "--force", "cli-migrate"], true);
+      env.ENCDISK_DIR = saved;
     }
   });
 });
