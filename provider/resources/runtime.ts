@@ -4,7 +4,7 @@
  * This module path and the `configure`/`hook` signatures are a stable contract: every state
  * ever written carries hooks that call them. Extend, never rename.
  */
-import { isEngineError } from "../engine/errors";
+import { isEngineError } from "../engine";
 import { configure as configureContext, ConfigLike } from "./context";
 import { IMPLEMENTATIONS } from "./impl";
 

@@ -35,6 +35,19 @@ describe("architecture", () => {
     expect(users.map((f) => path.relative(ROOT, f))).toEqual(["provider/engine/store/db.ts"]);
   });
 
+  test("the provider reaches the engine only through its facade (index) and its API contract (types)", () => {
+    const engineDir = path.join(ROOT, "provider/engine");
+    const allowed = new Set([engineDir, path.join(engineDir, "index"), path.join(engineDir, "types")]);
+    const bad: string[] = [];
+    for (const f of tsFiles(path.join(ROOT, "provider")).filter((f) => !f.startsWith(engineDir + path.sep))) {
+      for (const spec of imports(f).filter((s) => s.startsWith("."))) {
+        const target = path.resolve(path.dirname(f), spec);
+        if (target.startsWith(engineDir) && !allowed.has(target)) bad.push(`${path.relative(ROOT, f)} imports ${spec}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
   test("relative imports under provider/ form no cycles", () => {
     const files = tsFiles(path.join(ROOT, "provider"));
     const graph = new Map<string, string[]>();

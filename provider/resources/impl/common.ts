@@ -5,7 +5,7 @@
 import type { z } from "zod";
 import type * as pulumi from "@pulumi/pulumi";
 import { UNKNOWN } from "../../schemas/common";
-import { isEngineError } from "../../engine/errors";
+import { isEngineError } from "../../engine";
 
 export type Props = Record<string, unknown>;
 export const PROVIDER_KEY = "__provider";

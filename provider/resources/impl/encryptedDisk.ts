@@ -8,11 +8,11 @@
  *   sourceDiskId or adoptDiskId.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { ErrorCodes } from "../../engine/errors";
+import { ErrorCodes } from "../../engine";
 import { DISK_SIZE_LIMITS, LOCAL_DISK_TYPES } from "../../engine/types";
 import type { Disk, DiskType, Engine } from "../../engine/types";
 import { EncryptedDiskInputs, EncryptedDiskOutputs } from "../../schemas/encryptedDisk";
-import { regionOfZone } from "../../engine/geography";
+import { regionOfZone } from "../../engine";
 import { engine, existingEngine } from "../context";
 import { compact, failureFrom, isNotFound, isUnknown, lookup, notice, passInputs, Props, refusal, same, validate } from "./common";
 

@@ -4,7 +4,7 @@
  * otherwise in create before the engine changes anything.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { ErrorCodes } from "../../engine/errors";
+import { ErrorCodes } from "../../engine";
 import type { Engine, Image as EngineImage } from "../../engine/types";
 import { ImageInputs, ImageOutputs } from "../../schemas/image";
 import { engine, existingEngine } from "../context";

@@ -2,7 +2,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { Instance as EngineInstance } from "../../engine/types";
 import { InstanceInputs, InstanceOutputs } from "../../schemas/instance";
-import { instanceFamily, regionOfZone } from "../../engine/geography";
+import { instanceFamily, regionOfZone } from "../../engine";
 import { engine } from "../context";
 import { failureFrom, isNotFound, isUnknown, lookup, passInputs, Props, same, validate } from "./common";
 

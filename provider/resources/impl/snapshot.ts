@@ -1,6 +1,6 @@
 /** Snapshot hooks. A snapshot's encryption is inherited from its disk and never changes (S1, S2). */
 import type * as pulumi from "@pulumi/pulumi";
-import { ErrorCodes } from "../../engine/errors";
+import { ErrorCodes } from "../../engine";
 import type { Engine, Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotInputs, SnapshotOutputs } from "../../schemas/snapshot";
 import { engine, existingEngine } from "../context";

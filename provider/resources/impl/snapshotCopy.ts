@@ -1,9 +1,9 @@
 /** SnapshotCopy hooks: a snapshot copied to another region; refused for encrypted snapshots (S4). */
 import type * as pulumi from "@pulumi/pulumi";
-import { ErrorCodes } from "../../engine/errors";
+import { ErrorCodes } from "../../engine";
 import type { Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../../schemas/snapshotCopy";
-import { assertRegion } from "../../engine/geography";
+import { assertRegion } from "../../engine";
 import { engine, existingEngine } from "../context";
 import { failureFrom, isNotFound, isUnknown, lookup, passInputs, Props, refusal, same, validate } from "./common";
 
