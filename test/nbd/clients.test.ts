@@ -237,6 +237,20 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
     }
   });
 
+  test.each([
+    ["TLS 1.3 (GnuTLS default)", "NORMAL", "TLSv1.3"],
+    ["TLS 1.2 PSK", "NORMAL:-VERS-TLS1.3:-ECDHE-PSK:-DHE-PSK:+PSK", "TLSv1.2"],
+    ["TLS 1.2 DHE-PSK", "NORMAL:-VERS-TLS1.3:-ECDHE-PSK:+DHE-PSK:-PSK", "TLSv1.2"],
+    ["TLS 1.2 ECDHE-PSK", "NORMAL:-VERS-TLS1.3:+ECDHE-PSK:-DHE-PSK:-PSK", "TLSv1.2"],
+  ])("W2: a GnuTLS client (qemu) negotiates %s", async (_what, priority, version) => {
+    const q = qemu();
+    const before = logs.length;
+    const r = await run("qemu-img", ["info", "--object", `${q.object[1]},priority=${priority}`, "--image-opts", q.image]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain(`virtual size: 1 GiB (${GiB} bytes)`);
+    expect(logs.slice(before).some((l) => l.includes(`TLS ${version} `) && l.includes(`as ${att.attachmentId}`))).toBe(true);
+  });
+
   test("W2: a client without TLS is refused", async () => {
     const r = await run("nbdinfo", [`nbd://127.0.0.1:${port}/${att.attachmentId}`]);
     expect(r.code).not.toBe(0);
