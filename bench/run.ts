@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   });
 
   await section("io", () => {
-    const r = benchIo(base, { dataBytes: q ? 256 * MiB : GiB, chunkBytes: args.chunkKiB * 1024, sliceBytes: 32 * MiB, reps: args.reps ?? 3, warmReps: q ? 2 : 3 });
+    const r = benchIo(base, { dataBytes: q ? 192 * MiB : GiB, chunkBytes: args.chunkKiB * 1024, sliceBytes: 32 * MiB, reps: args.reps ?? 3, warmReps: q ? 1 : 3 });
     detail.io = r;
     const map = { buffered: "seq_write_buffered", durable: "seq_write_durable", cold: "seq_read_cold", warm: "seq_read_warm" } as const;
     for (const [k, name] of Object.entries(map) as [keyof typeof map, string][]) {
@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   });
 
   await section("provider", async () => {
-    const r = await benchProvider(base, { resources: q ? 50 : 200 });
+    const r = await benchProvider(base, { resources: q ? 40 : 200 });
     detail.provider = r;
     results["provider.resources_per_s"] = r.resourcesPerS;
     if (r.note) notes.push(`provider: ${r.note}`);
