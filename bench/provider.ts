@@ -3,9 +3,8 @@
  * @pulumi/pulumi (cmd/dynamic-provider, the process `pulumi up` starts for dynamic resources)
  * is spawned, and this process plays the Pulumi engine's part over gRPC: Configure once, then
  * for every resource Check and Create, exactly as `pulumi up` does for a new resource. The
- * `__provider` property is the text Pulumi's own closure serializer produces for the resource
- * classes' provider objects (provider/resources/providers.ts), so the host deserializes and
- * runs the same hooks a stack would.
+ * `__provider` property is the text the resource classes register (captured by constructing
+ * them under Pulumi's mocks), so the host deserializes and runs the same hooks a stack would.
  *
  * Work: an Instance (untimed), then `resources` EncryptedDisks each with an Attachment (disk,
  * then its attachment), `parallel` pairs in flight (Pulumi's default --parallel is unbounded
@@ -68,19 +67,44 @@ async function startHost(): Promise<{ child: ChildProcess; port: number }> {
   return { child, port };
 }
 
+/**
+ * The `__provider` text each resource class really registers: the classes (dist/provider) are
+ * constructed under Pulumi's mocks and the property is read off the registration, as
+ * test/provider/host.ts does.
+ */
+async function capturedProviderStrings(): Promise<Record<string, string>> {
+  const pulumi = require(require.resolve("@pulumi/pulumi", { paths: [REPO] }));
+  const encdisk = require(path.join(REPO, "dist", "provider", "index.js"));
+  const seen: Record<string, string> = {};
+  pulumi.runtime.setMocks(
+    {
+      newResource(args: Any) {
+        seen[String(args.type).split(":").pop() as string] = args.inputs.__provider;
+        return { id: `${args.name}-id`, state: args.inputs };
+      },
+      call: () => ({}),
+    },
+    "encdisk-bench",
+    "bench",
+    false,
+  );
+  const rs = [
+    new encdisk.Instance("i", { zone: ZONE, instanceType: INSTANCE_TYPE }),
+    new encdisk.EncryptedDisk("d", { zone: ZONE, sizeGb: 1 }),
+    new encdisk.Attachment("a", { diskId: "disk-x1", instanceId: "ins-x1" }),
+  ];
+  await Promise.all(rs.map((r: Any) => new Promise((resolve) => r.urn.apply(resolve))));
+  for (const t of ["Instance", "EncryptedDisk", "Attachment"]) if (typeof seen[t] !== "string") throw new Error(`no __provider captured for ${t}`);
+  return seen;
+}
+
 export async function benchProvider(base: string, opts: ProviderOptions): Promise<ProviderResult> {
-  let providers: Record<string, unknown>;
+  let providerText: Record<string, string>;
   try {
-    providers = require(path.join(REPO, "dist", "provider", "resources", "providers.js")).PROVIDERS;
     require.resolve("pulumi-encdisk/dist/provider/resources/runtime", { paths: [REPO] });
+    providerText = await capturedProviderStrings();
   } catch (e) {
-    return { resourcesPerS: null, note: `provider code not built or not present (dist/provider/resources): ${(e as Error).message.split("\n")[0]}` };
-  }
-  const serializeFunction = pulumiModule("runtime/closure/serializeClosure").serializeFunction as (f: () => unknown, o: object) => Promise<{ text: string }>;
-  const providerText: Record<string, string> = {};
-  for (const t of ["Instance", "EncryptedDisk", "Attachment"]) {
-    const p = providers[t];
-    providerText[t] = (await serializeFunction(() => p, { allowSecrets: true })).text;
+    return { resourcesPerS: null, note: `provider code not built or not present (dist/provider): ${(e as Error).message.split("\n")[0]}` };
   }
   // Engine directory with KMS authorized up front (a stack would declare a KmsAuthorization).
   const { engine, dir, rootKeyFile } = freshEngine(base, "provider");
