@@ -109,3 +109,19 @@ export function spawnWorker(script: string, args: string[], env: NodeJS.ProcessE
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Copies the compiled engine, provider and chaos scripts (dist/provider, dist/scripts/chaos) to a
+ * private temp dir and returns the copy's chaos directory. Others rebuild dist/ while a long run
+ * is going: without the copy, workers spawned later would run other (even half-written) code
+ * than the harness that verifies them. node_modules resolves through a symlink to the repo's.
+ */
+export function snapshotDist(repoRoot: string): string {
+  const snap = fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-chaos-code-"));
+  for (const sub of [path.join("dist", "provider"), path.join("dist", "scripts", "chaos")]) {
+    fs.cpSync(path.join(repoRoot, sub), path.join(snap, sub), { recursive: true });
+  }
+  fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(snap, "node_modules"), "dir");
+  process.on("exit", () => fs.rmSync(snap, { recursive: true, force: true }));
+  return path.join(snap, "dist", "scripts", "chaos");
+}

@@ -218,3 +218,32 @@ export async function runUnitReaders(opts: { writers: number; readers: number; d
     te.cleanup();
   }
 }
+
+/** Two (or more) `pulumi up`/`destroy` provider sessions on one engine directory. */
+export async function runProviderSessions(opts: { sessions: number; durationMs: number }): Promise<{ cycles: number; hookCalls: number; errors: string[]; problems: string[]; leftovers: number }> {
+  const te = tempEngineDir("sessions");
+  try {
+    const script = path.join(__dirname, "provider-worker.js");
+    const ws = Array.from({ length: opts.sessions }, (_, w) => spawnWorker(script, [JSON.stringify({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile, worker: w, durationMs: opts.durationMs })]));
+    const exits = await Promise.all(ws.map((w) => w.exited));
+    const results = exits.map((x) => {
+      const line = x.stdout.split("\n").find((l) => l.startsWith("result "));
+      const r = line ? (JSON.parse(line.slice(7)) as { cycles: number; ops: Record<string, number>; errors: string[] }) : { cycles: 0, ops: {}, errors: [`no result (exit ${x.code}): ${x.stderr.slice(-400)}`] };
+      return r;
+    });
+    const e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
+    try {
+      return {
+        cycles: results.reduce((a, r) => a + r.cycles, 0),
+        hookCalls: results.reduce((a, r) => a + Object.values(r.ops).reduce((x, y) => x + y, 0), 0),
+        errors: results.flatMap((r, i) => r.errors.map((x) => `session ${i}: ${x}`)),
+        problems: e.check().problems,
+        leftovers: e.listDisks().length + e.listSnapshots().length + e.listAttachments().length + e.listInstances().length,
+      };
+    } finally {
+      e.close();
+    }
+  } finally {
+    te.cleanup();
+  }
+}

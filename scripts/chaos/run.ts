@@ -1,7 +1,8 @@
 /**
  * `npm run test:chaos`: the full reliability run of issue 7.
  *   1. crash injection: --kills (default 100) SIGKILLs per operation kind;
- *   2. concurrency: --workers (8) processes of mixed operations for --concurrency-ms (30000);
+ *   2. concurrency: --workers (8) processes of mixed operations for --concurrency-ms (30000),
+ *      then --sessions (2) `pulumi up`/`destroy` provider sessions for --sessions-ms (20000);
  *   3. fuzzing through jest: test/reliability/fuzz.test.ts with --fuzz-runs (10000) inputs per
  *      engine entry point, provider.test.ts with --provider-fuzz-runs (10000) per resource check,
  *      and the secrets suite.
@@ -16,11 +17,19 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parseArgs } from "util";
+import { snapshotDist } from "./common";
 import { CRASH_KINDS, runCrashCampaign, type CrashResult } from "./crash";
-import { runMixed } from "./concurrency";
+import { runMixed, runProviderSessions } from "./concurrency";
 import type { CrashKind } from "./crash-worker";
 
 async function main(): Promise<number> {
+  // Run from a private copy of the compiled code (see snapshotDist), re-executing once.
+  if (!process.env.ENCDISK_CHAOS_SNAPSHOT) {
+    const repo = path.resolve(__dirname, "..", "..", "..");
+    const copy = snapshotDist(repo);
+    const r = spawnSync(process.execPath, [path.join(copy, "run.js"), ...process.argv.slice(2)], { stdio: "inherit", env: { ...process.env, ENCDISK_CHAOS_SNAPSHOT: "1", ENCDISK_CHAOS_REPO: repo } });
+    return r.status ?? 2;
+  }
   const { values: a } = parseArgs({
     options: {
       kills: { type: "string", default: "100" },
@@ -28,6 +37,8 @@ async function main(): Promise<number> {
       parallel: { type: "string", default: "2" },
       workers: { type: "string", default: "8" },
       "concurrency-ms": { type: "string", default: "30000" },
+      sessions: { type: "string", default: "2" },
+      "sessions-ms": { type: "string", default: "20000" },
       "fuzz-runs": { type: "string", default: "10000" },
       "provider-fuzz-runs": { type: "string", default: "10000" },
       "skip-fuzz": { type: "boolean", default: false },
@@ -75,11 +86,17 @@ async function main(): Promise<number> {
   for (const x of [...mixed.errors, ...mixed.problems, ...mixed.findings].slice(0, 30)) log(`  FAIL ${x}`);
   if (mixed.errors.length || mixed.problems.length || mixed.findings.length || mixed.billing.audited !== mixed.billing.workersCounted || mixed.billing.kmsUsageCalls !== mixed.billing.workersCounted) failed = true;
 
+  // 2b. Provider sessions (`pulumi up`/`destroy` hook sequences) sharing the directory.
+  const sessions = await runProviderSessions({ sessions: Number(a.sessions), durationMs: Number(a["sessions-ms"]) });
+  log(`provider sessions: ${a.sessions} sessions, ${sessions.cycles} up/destroy cycles, ${sessions.hookCalls} hook calls, ${sessions.errors.length} errors, ${sessions.problems.length} problems, ${sessions.leftovers} leftovers`);
+  for (const x of [...sessions.errors, ...sessions.problems].slice(0, 20)) log(`  FAIL ${x}`);
+  if (sessions.errors.length || sessions.problems.length || sessions.leftovers) failed = true;
+
   // 3. Fuzzing and secrets through jest.
   let fuzz = { status: -1, inputs: 0, providerCheckInputs: 0 };
   if (!a["skip-fuzz"]) {
     log(`fuzzing: ${a["fuzz-runs"]} inputs per entry point`);
-    const root = path.resolve(__dirname, "..", "..", "..");
+    const root = process.env.ENCDISK_CHAOS_REPO ?? path.resolve(__dirname, "..", "..", "..");
     const r = spawnSync(process.execPath, [path.join(root, "node_modules", "jest", "bin", "jest.js"), "test/reliability/fuzz.test.ts", "test/reliability/provider.test.ts", "test/reliability/secrets.test.ts"], {
       cwd: root,
       env: { ...process.env, FUZZ_RUNS: String(a["fuzz-runs"]), PROVIDER_FUZZ_RUNS: String(a["provider-fuzz-runs"]) },
@@ -92,12 +109,14 @@ async function main(): Promise<number> {
     fuzz = { status: r.status ?? -1, inputs: m ? Number(m[1]) : 0, providerCheckInputs: providerInputs };
     for (const line of out.split("\n")) if (/inputs, |secrets scan|Tests:|✕/.test(line)) log(`  ${line.trim()}`);
     if (r.status !== 0) failed = true;
+    log("  (jest runs the TypeScript sources of the working tree as they are at this moment)");
   }
 
   const figures = {
     seed,
     crash: Object.fromEntries(crash.map((r) => [r.kind, { kills: r.kills, midOperation: r.midOpKills, killedDuring: r.killedDuring, verifications: r.verified, failures: r.failures.length, knownDefects: r.known }])),
     concurrency: { workers, ms, operations: mixed.operations, ops: mixed.ops, errors: mixed.errors.length, billing: mixed.billing, problems: mixed.problems.length },
+    providerSessions: { sessions: Number(a.sessions), ms: Number(a["sessions-ms"]), cycles: sessions.cycles, hookCalls: sessions.hookCalls, errors: sessions.errors.length, problems: sessions.problems.length },
     fuzz,
     seconds: Math.round((Date.now() - t0) / 1000),
     ok: !failed,
@@ -119,7 +138,7 @@ async function crashInChild(kind: CrashKind, kills: number, seed: number, log: (
   try {
     return (JSON.parse(fs.readFileSync(out, "utf8")) as CrashResult[])[0];
   } catch {
-    return { kind, rounds: 0, kills: 0, midOpKills: 0, killedDuring: {}, verified: 0, failures: [`the ${kind} campaign process died without a result`], known: {}, ms: 0 };
+    return { kind, rounds: 0, kills: 0, midOpKills: 0, killedDuring: {}, halfMadeReported: 0, verified: 0, failures: [`the ${kind} campaign process died without a result`], known: {}, ms: 0 };
   } finally {
     fs.rmSync(path.dirname(out), { recursive: true, force: true });
   }

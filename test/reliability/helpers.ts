@@ -23,9 +23,19 @@ export function tempEngine(tag: string): TempEngine {
 
 export const repoRoot = path.resolve(__dirname, "..", "..");
 
-/** The compiled chaos scripts (workers run as child processes from dist/). */
+let codeCopy: string | undefined;
+
+/**
+ * A compiled chaos script (workers run as child processes from compiled JavaScript), from a
+ * private copy of dist/ made once per test file: others rebuild dist/ while tests run.
+ */
 export function distScript(name: string): string {
   const f = path.join(repoRoot, "dist", "scripts", "chaos", name);
   if (!fs.existsSync(f)) throw new Error(`${f} is missing: build first (npx tsc -p tsconfig.json, or npm test which builds)`);
-  return f;
+  if (!codeCopy) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { snapshotDist } = require(path.join(repoRoot, "dist", "scripts", "chaos", "common.js")) as typeof import("../../scripts/chaos/common");
+    codeCopy = snapshotDist(repoRoot);
+  }
+  return path.join(codeCopy, name);
 }
