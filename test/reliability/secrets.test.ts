@@ -276,4 +276,17 @@ describe("secrets at rest", () => {
     expect(e.read(encAtt, 12_345, SECRET_DATA.length).equals(SECRET_DATA)).toBe(true);
     expect(e.check().problems).toEqual([]);
   });
+
+  test.failing("D18: after detach (and close), the attachment's TLS pre-shared key is nowhere under the engine dir (W2 key hygiene)", () => {
+    te = tempEngine("psk");
+    e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
+    e.authorizeKms();
+    const d = e.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true });
+    const ins = e.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" });
+    const a = e.attachDisk({ diskId: d.diskId, instanceId: ins.instanceId });
+    const psk = Buffer.from(fs.readFileSync(a.pskFile, "utf8").trim().split(":")[1], "hex");
+    e.detachDisk(a.attachmentId);
+    e.close();
+    expect(scan(te.dir, needlesOf([{ label: "PSK of a detached attachment", bytes: psk }], [])).found).toEqual([]);
+  });
 });
