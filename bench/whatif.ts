@@ -153,6 +153,11 @@ export function applyWhatIf(w: WhatIf): void {
       i = j;
     }
     if (covered < end) out.fill(0, covered - offset);
+    // Same guard as the engine's own read: the map must not have moved under us.
+    if (rows.length && typeof this.sameMap === "function" && !this.sameMap(rows, this.st.range.all(owner.ownerId, first, last))) {
+      for (const r of rows) if (useCache) cache.delete(keyOf(owner.lineageId, r));
+      return read.call(this, owner, offset, length);
+    }
     if (w.prefetch && length >= UNIT) prefetch(this, owner, end, length);
     return out;
   };
@@ -180,8 +185,8 @@ export function applyParallelSeal(): void {
   worker.unref();
   let seq = 0;
   const proto = BlockStore.prototype as Any;
-  const orig = proto.prepareWrite as (owner: Any, offset: number, data: Buffer) => Any[];
-  proto.prepareWrite = function prepareWrite(this: Any, owner: Any, offset: number, data: Buffer): Any[] {
+  const orig = proto.prepareWrite as (owner: Any, offset: number, data: Buffer) => Any;
+  proto.prepareWrite = function prepareWrite(this: Any, owner: Any, offset: number, data: Buffer): Any {
     const n = data.length / UNIT;
     if (!owner.key || offset % UNIT !== 0 || data.length % UNIT !== 0 || n < 8) return orig.call(this, owner, offset, data);
     const first = offset / UNIT;
@@ -208,6 +213,7 @@ export function applyParallelSeal(): void {
       if (meta[m + 28] === 1) out.push({ idx: first + mine + k, data: null, nonce: null, tag: null });
       else out.push({ idx: first + mine + k, data: output.subarray(k * UNIT, (k + 1) * UNIT), nonce: Buffer.from(meta.subarray(m, m + 12)), tag: Buffer.from(meta.subarray(m + 12, m + 28)) });
     }
-    return out;
+    // The engine's PreparedWrite (since caa2d94): sealed whole units, partial ends merged later.
+    return { sealed: out, partial: [] };
   };
 }
