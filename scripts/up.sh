@@ -35,14 +35,8 @@ die() { printf '[encdisk-up] ERROR: %s\n' "$*" >&2; exit 1; }
 cmd="${1:-up}"
 [ $# -gt 0 ] && shift
 
-# 1. The CLI (idempotent and quick when present).
-if ! bash scripts/pulumi-install.sh >/tmp/encdisk-pulumi-install.$$.log 2>&1; then
-    cat /tmp/encdisk-pulumi-install.$$.log >&2
-    rm -f /tmp/encdisk-pulumi-install.$$.log
-    die "could not install the Pulumi CLI (see above)"
-fi
-grep -E 'building|built|ERROR' /tmp/encdisk-pulumi-install.$$.log >&2 || true
-rm -f /tmp/encdisk-pulumi-install.$$.log
+# 1. The CLI (idempotent and quick when present; the first build shows its progress).
+bash scripts/pulumi-install.sh >&2 || die "could not install the Pulumi CLI (see above)"
 
 # 2. The package the example requires by name.
 if [ ! -f dist/provider/index.js ] || [ ! -e node_modules/pulumi-encdisk/package.json ]; then
