@@ -93,7 +93,17 @@ function machine(): Record<string, unknown> {
   } catch {
     /* none */
   }
+  let engineCommit: string | null = null;
+  try {
+    const repo = path.resolve(__dirname, "..", "..");
+    const head = execFileSync("git", ["-C", repo, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["-C", repo, "status", "--porcelain", "--", "provider/engine"], { encoding: "utf8" }).trim();
+    engineCommit = dirty ? `${head} + uncommitted engine changes` : head;
+  } catch {
+    /* not a git checkout */
+  }
   return {
+    engineCommit,
     hostname: os.hostname(),
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? null,
@@ -109,6 +119,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const q = args.quick;
   const started = nowMs();
+  const mach = machine(); // at the start: the engine commit this run was compiled from
   const base = benchBaseDir(args.dir);
   const load = new LoadMeter();
   const results: Results = {};
@@ -242,7 +253,7 @@ async function main(): Promise<void> {
     startedAt: new Date(Date.now() - durationMs).toISOString(),
     durationMs,
     sectionMs: timings,
-    machine: machine(),
+    machine: mach,
     dropCachesPermitted: dropCaches(),
     ...results,
     load: load.samples,
