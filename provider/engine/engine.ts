@@ -507,7 +507,7 @@ class LocalEngine implements Engine {
       sizeGb: r.size_gb,
       encrypted: !!r.encrypted,
       kmsKeyId: r.kms_key_id,
-      state: r.attachment_id ? "ATTACHED" : r.state,
+      state: r.attachment_id ? "ATTACHED" : r.source_disk_id && !r.migrated_at ? "DUMPING" : r.state,
       snapshotId: r.snapshot_id,
       sourceDiskId: r.source_disk_id,
       attachmentId: r.attachment_id,
@@ -740,7 +740,9 @@ class LocalEngine implements Engine {
     const token = checkToken(input.clientToken);
     needs(typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false: the encryption of the new disk", { property: "encrypt" });
     const src = this.view(() => this.mustDisk(input.sourceDiskId, "sourceDiskId"));
+    needs(input.sizeGb === undefined || (typeof input.sizeGb === "number" && input.sizeGb >= src.size_gb), ErrorCodes.DiskSizeNotMatch, `the new disk must be at least the source's ${src.size_gb} GB, got ${show(input.sizeGb)}`, { property: "sizeGb" });
     const params = { sourceDiskId: src.disk_id, encrypt: input.encrypt, zone: input.zone, diskType: input.diskType, sizeGb: input.sizeGb, name: input.name, tags: input.tags };
+    let made = false;
     // Phase 1: the target disk, marked as a migration in progress (source_disk_id set, migrated_at null).
     const target = this.run(() =>
       this.idempotent(token, "MigrateDisk", params, (id) => this.diskRow(id) ?? null, () => {
@@ -754,12 +756,25 @@ class LocalEngine implements Engine {
           tags: input.tags,
         });
         this.db.prepare("UPDATE disks SET source_disk_id = ? WHERE disk_id = ?").run(src.disk_id, d.diskId);
+        made = true;
         return { id: d.diskId, value: this.diskRow(d.diskId) as DiskRow };
       }),
     );
     if (target.migrated_at) return this.toDisk(target);
     // Phase 2: the copy (a retry with the same token redoes it from the start), then the mark.
-    this.copyDiskData(src.disk_id, target.disk_id, onProgress);
+    // Until then the disk is DUMPING and cannot be attached.
+    try {
+      this.copyDiskData(src.disk_id, target.disk_id, onProgress);
+    } catch (e) {
+      if (made) {
+        try {
+          this.deleteDisk(target.disk_id); // nothing half-made stays behind a failed first attempt
+        } catch {
+          /* it stays DUMPING; a retry or a delete resolves it */
+        }
+      }
+      throw e;
+    }
     this.run(() => this.db.prepare("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id));
     return this.getDisk(target.disk_id);
   }
@@ -1004,7 +1019,7 @@ class LocalEngine implements Engine {
       const ins = this.mustInstance(input.instanceId);
       if (d.attachment_id && d.instance_id === ins.instance_id) return this.toAttachment(this.mustAttachment(d.attachment_id));
       needs(!d.attachment_id, ErrorCodes.Attached, `disk ${d.disk_id} is already attached to ${d.instance_id}; a disk has at most one attachment, detach it first`, { property: "diskId" });
-      needs(!(d.source_disk_id && !d.migrated_at), ErrorCodes.MigrationIncomplete, `disk ${d.disk_id} is still receiving the data of ${d.source_disk_id} (M1), or that copy was interrupted; rerun the migration (same clientToken) to finish it, or delete the disk`, { property: "diskId" });
+      needs(!(d.source_disk_id && !d.migrated_at), ErrorCodes.MigrationIncomplete, `disk ${d.disk_id} is DUMPING: it is still receiving the data of ${d.source_disk_id} (M1), or that copy was interrupted; rerun the migration (same clientToken) to finish it, or delete the disk`, { property: "diskId" });
       needs(d.zone === ins.zone, ErrorCodes.ZoneNotMatch, `disk ${d.disk_id} is in ${d.zone} but instance ${ins.instance_id} is in ${ins.zone}; a disk attaches only to an instance in its own availability zone`, { rule: "C1", property: "instanceId" });
       needs(!(d.encrypted && ins.local_storage), ErrorCodes.InstanceLocalStorage, `disk ${d.disk_id} is encrypted and instance ${ins.instance_id} (${ins.instance_type}) has local storage; encrypted disks cannot be attached to instances with local storage. Use an instance without local storage, or a plain disk`, { rule: "L7", property: "instanceId" });
       const attachmentId = newId("att");
@@ -1292,8 +1307,7 @@ class LocalEngine implements Engine {
         .get() as { audited: number; charged: number; unbilled: number };
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);
       for (const f of this.orphanFiles(Date.now())) p.push(`orphan file ${f}`);
-      for (const r of q<{ disk_id: string; source_disk_id: string }>("SELECT disk_id, source_disk_id FROM disks WHERE source_disk_id IS NOT NULL AND migrated_at IS NULL"))
-        p.push(`disk ${r.disk_id}: its migration from ${r.source_disk_id} did not complete (rerun it with the same clientToken, or delete the disk)`);
+
       const count = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
       return { problems: p, disks: count("SELECT COUNT(*) AS n FROM disks"), snapshots: count("SELECT COUNT(*) AS n FROM snapshots"), units: count("SELECT COUNT(*) AS n FROM units") };
     });

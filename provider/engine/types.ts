@@ -15,7 +15,8 @@ export const DISK_USAGES = ["DATA_DISK", "SYSTEM_DISK"] as const;
 export type DiskUsage = (typeof DISK_USAGES)[number];
 
 /** Disk states, named as the real API names them. */
-export type DiskState = "UNATTACHED" | "ATTACHING" | "ATTACHED" | "DETACHING" | "EXPANDING" | "ROLLBACKING" | "TORECYCLE";
+/** `DUMPING` (the real API's "copying disk") marks a migration target whose data copy (M1) has not completed. */
+export type DiskState = "UNATTACHED" | "ATTACHING" | "ATTACHED" | "DETACHING" | "EXPANDING" | "ROLLBACKING" | "TORECYCLE" | "DUMPING";
 export type SnapshotState = "NORMAL" | "CREATING" | "ROLLBACKING" | "COPYING_FROM_REMOTE";
 
 /** Smallest and largest disk sizes accepted, in GB. */

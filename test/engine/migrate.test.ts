@@ -1,3 +1,5 @@
+import { spawnSync } from "child_process";
+import * as path from "path";
 import { ErrorCodes } from "../../provider/engine";
 import { anyFileContains, errorOf, pattern, tempEngine, ZONE, type TestEngine } from "./helpers";
 
@@ -65,5 +67,47 @@ describe("migration", () => {
     const again = e.migrateDisk({ sourceDiskId: src.diskId, encrypt: true, clientToken: "m-1" });
     expect(again.diskId).toBe(first.diskId);
     expect(e.listDisks()).toHaveLength(2);
+  });
+});
+
+describe("migration state", () => {
+  test("M1: a migration whose copy has not completed shows DUMPING and cannot be attached; finishing it makes the disk usable", () => {
+    const t2 = tempEngine();
+    try {
+      const e = t2.engine;
+      e.authorizeKms();
+      const src = e.createDisk({ zone: ZONE, sizeGb: 10 });
+      const ins = e.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" });
+      const a = e.attachDisk({ diskId: src.diskId, instanceId: ins.instanceId });
+      e.write(a.attachmentId, 0, pattern(1 << 20));
+      // Interrupt the copy from the progress callback, as a killed process would.
+      expect(() =>
+        e.migrateDisk({ sourceDiskId: src.diskId, encrypt: false, clientToken: "mig" }, () => {
+          throw new Error("interrupted");
+        }),
+      ).toThrow("interrupted");
+      // A failed first attempt leaves nothing behind.
+      expect(e.listDisks()).toHaveLength(1);
+      expect(errorOf(() => e.migrateDisk({ sourceDiskId: src.diskId, encrypt: false, sizeGb: 5 })).code).toBe(ErrorCodes.DiskSizeNotMatch);
+      expect(e.listDisks()).toHaveLength(1);
+      // A process killed mid-copy leaves the target DUMPING.
+      e.write(a.attachmentId, 8 << 20, pattern(8 << 20));
+      const engineJs = path.resolve(__dirname, "../../dist/provider/engine/index.js");
+      const child = spawnSync(process.execPath, [
+        "-e",
+        `const e = require(${JSON.stringify(engineJs)}).openEngine({ dir: ${JSON.stringify(t2.dir)}, kmsRootKeyFile: ${JSON.stringify(t2.keyFile)} });
+         e.migrateDisk({ sourceDiskId: ${JSON.stringify(src.diskId)}, encrypt: true, clientToken: "mig-2" }, () => process.kill(process.pid, "SIGKILL"));`,
+      ]);
+      expect(child.signal).toBe("SIGKILL");
+      const e2 = t2.reopen();
+      const target = e2.listDisks().find((d) => d.diskId !== src.diskId);
+      expect(target?.state).toBe("DUMPING");
+      expect(errorOf(() => e2.attachDisk({ diskId: target?.diskId as string, instanceId: ins.instanceId })).code).toBe(ErrorCodes.MigrationIncomplete);
+      const done = e2.migrateDisk({ sourceDiskId: src.diskId, encrypt: true, clientToken: "mig-2" });
+      expect(done).toMatchObject({ diskId: target?.diskId, state: "UNATTACHED", usedBytes: 9 << 20 });
+      expect(e2.check().problems).toEqual([]);
+    } finally {
+      t2.cleanup();
+    }
   });
 });
