@@ -5,13 +5,15 @@
  * - test/e2e/programs/rules: the refusals a preview must make against disks that exist
  *   (L4: a plain disk turned encrypted; L7: an encrypted disk onto a local-storage instance),
  *   and L7 when everything is new in one up (the refusal then comes from up).
- * Both stacks get their engine directory and key file through the environment (ENCDISK_DIR,
+ * - the main job (scripts/up.sh behind npm run up/preview/destroy/pulumi) on temp state.
+ * These get their engine directory and key file through the environment (ENCDISK_DIR,
  * ENCDISK_KMS_ROOT_KEY_FILE); the basic suite uses stack config.
  */
 import { createHash } from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
-import { AuditEntry, E2EStack, opsByName } from "./harness";
+import { AuditEntry, E2EStack, ENCDISK_CLI, ROOT, opsByName, run } from "./harness";
 
 interface Disk {
   diskId: string;
@@ -196,5 +198,53 @@ scenario("refusals at preview through the Pulumi CLI (L4, L7)", () => new E2ESta
     expect(await s.list("attachments")).toEqual([]);
     expect(await s.list("instances")).toEqual([]);
     await s.encdisk(["check"]);
+  });
+});
+
+describe("the main job: npm run up / npm run destroy (scripts/up.sh) of the repository's Pulumi.yaml", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-e2e-main-"));
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(PULUMI_|ENCDISK_)/.test(k)) env[k] = v;
+  Object.assign(env, {
+    HOME: path.join(tmp, "home"),
+    ENCDISK_PULUMI_STATE_DIR: path.join(tmp, "state"),
+    ENCDISK_STACK: "e2e-main",
+    ENCDISK_DIR: path.join(tmp, "engine"),
+    ENCDISK_KMS_ROOT_KEY_FILE: path.join(tmp, "kms-root.key"),
+    NO_COLOR: "1",
+  });
+  fs.mkdirSync(env.HOME as string);
+  let failed = false;
+  const sh = async (args: string[]) => {
+    const r = await run("bash", [path.join(ROOT, "scripts/up.sh"), ...args], { cwd: ROOT, env });
+    if (r.code !== 0) {
+      failed = true;
+      throw new Error(`scripts/up.sh ${args.join(" ")} exited ${r.code}\n${r.out}`);
+    }
+    return r;
+  };
+  const disks = async () => JSON.parse((await run(process.execPath, [ENCDISK_CLI, "disks", "--json", "--dir", env.ENCDISK_DIR as string, "--kms-root-key-file", env.ENCDISK_KMS_ROOT_KEY_FILE as string], { cwd: ROOT, env })).stdout) as Disk[];
+  afterAll(() => {
+    if (failed) process.stderr.write(`[e2e] kept ${tmp} for a post-mortem\n`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("up runs examples/basic on a file backend, keeps the stack file out of the working tree; destroy empties the engine", async () => {
+    const up = await sh(["up"]);
+    expect(up.stdout).toMatch(/\+ 7 created/);
+    // stack init writes Pulumi.<stack>.yaml next to Pulumi.yaml; up.sh keeps it with the state.
+    expect(fs.existsSync(path.join(ROOT, "Pulumi.e2e-main.yaml"))).toBe(false);
+    expect(fs.existsSync(path.join(tmp, "state", "Pulumi.e2e-main.yaml"))).toBe(true);
+    const out = JSON.parse((await sh(["pulumi", "stack", "output", "--json"])).stdout) as Record<string, unknown>;
+    expect(out.dataEncrypted).toBe(true);
+    expect((await disks()).map((d) => d.diskId).sort()).toEqual([out.dataDiskId, out.restoredDiskId].sort());
+    expect(fs.existsSync(path.join(env.HOME as string, ".encdisk"))).toBe(false);
+
+    await sh(["pulumi", "config", "set", "dataSizeGb", "25"]);
+    const prev = await sh(["preview"]);
+    expect(prev.stdout).toMatch(/EncryptedDisk data update \[diff: ~sizeGb\]/);
+
+    await sh(["destroy"]);
+    expect(await disks()).toEqual([]);
   });
 });
