@@ -42,8 +42,11 @@ async function opened(name = A): Promise<RawClient> {
   return c;
 }
 
+let keyDir: string;
+
 beforeAll(async () => {
-  backend = new MemoryBackend(tmpDir("nbd-proto-"));
+  keyDir = tmpDir("nbd-proto-");
+  backend = new MemoryBackend(keyDir);
   keyA = backend.add(A, 4 * MiB).key;
   keyB = backend.add(B, 1 * MiB).key;
   server = new NbdServer({ backend, port: 0, pollIntervalMs: 50, log: (l) => logs.push(l) });
@@ -56,6 +59,7 @@ afterEach(() => {
 
 afterAll(async () => {
   await server.close();
+  fs.rmSync(keyDir, { recursive: true, force: true });
 });
 
 describe("W2: negotiation requires TLS", () => {
