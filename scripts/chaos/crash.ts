@@ -21,7 +21,11 @@ export const CRASH_KINDS: CrashKind[] = ["create", "attach", "write-small", "wri
 // Empty: D4 (attachment key file orphaned by a kill during attach) and D5 (block file orphaned
 // by a kill after a delete committed) were fixed in the engine (caa2d94); their deterministic
 // reproductions stay in test/reliability/defects.test.ts as regression tests.
-export const KNOWN_CRASH_DEFECTS: { id: string; match: RegExp }[] = [];
+export const KNOWN_CRASH_DEFECTS: { id: string; match: RegExp }[] = [
+  // D19: a killed attach's temporary key file (att-*.psk.<pid>.tmp) is spared by the open-time
+  // sweep for 60 s; a check() run later in the same process reports it. Repro in defects.test.ts.
+  { id: "D19", match: /orphan file .*[\\/]nbd[\\/]att-[0-9a-z]+\.psk\.\d+\.tmp$/ },
+];
 
 export interface CrashResult {
   kind: CrashKind;
@@ -34,7 +38,7 @@ export interface CrashResult {
   killedDuring: Record<string, number>;
   /** Acknowledged writes (or acked creates) verified after kills. */
   verified: number;
-  /** Interrupted migrations that check() reported as incomplete right after the kill (then retried). */
+  /** Interrupted migrations shown as such right after the kill (check() problem, or state DUMPING), then retried. */
   halfMadeReported: number;
   /** Rounds with at least one failure. */
   failedRounds?: number;
@@ -224,13 +228,15 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
       const e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
       try {
         for (const p of e.check().problems) {
-          // An interrupted migration reported as such is the clear state the issue asks for (D13);
-          // the retry below must resolve it.
+          // An interrupted migration reported as such is a clear state (D13); the retry must resolve it.
           if (inflight?.op === "migrate" && /migration from .* did not complete/.test(p)) result.halfMadeReported++;
           else fail(round, `check after kill${inflight ? ` during ${String(inflight.op)}` : ""}: ${p}`);
         }
+        // The clear state of a half-made disk since b6c07cb: DUMPING (the real API's copying state).
+        result.halfMadeReported += e.listDisks().filter((d) => (d.state as string) === "DUMPING").length;
         verifyKind(e, kind, setup, st, acked, inflight, (m) => fail(round, m), () => result.verified++);
         for (const p of e.check().problems) fail(round, `check after retry/cleanup${inflight ? ` of ${String(inflight.op)}` : ""}: ${p}`);
+        for (const d of e.listDisks()) if (d.state !== "UNATTACHED" && d.state !== "ATTACHED") fail(round, `disk ${d.diskId} is left in state ${d.state} after retry/cleanup`);
         verifyBilling(e, (m) => fail(round, m));
       } catch (err) {
         fail(round, `verification threw: ${isEngineError(err) ? JSON.stringify(err.toJSON()) : (err as Error)?.stack ?? String(err)}`);
