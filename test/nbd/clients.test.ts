@@ -347,6 +347,10 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
     expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
     mgmt.detachDisk(a4.attachmentId);
     expect(fs.existsSync(a4.pskFile)).toBe(false);
+    // A write racing the detach: refused with ESHUTDOWN (nothing written) unless the server already hung up.
+    c.request(P.NBD_CMD_WRITE, { handle: 9n, offset: 0, data: Buffer.alloc(4096, 0x42) });
+    const raced = await Promise.race([c.reply().then((r) => r.error, () => "closed" as const), c.closedPromise.then(() => "closed" as const)]);
+    expect([P.NBD_ESHUTDOWN, "closed"]).toContain(raced);
     expect(await c.closesWithin(3000)).toBe(true);
     expect(logs.some((l) => l.includes(`export ${a4.attachmentId} removed`))).toBe(true);
     const r = await run("nbdinfo", [nbdsUri(port, a4.attachmentId, keyCopy)]);
