@@ -995,7 +995,7 @@ class LocalEngine implements Engine {
       diskSizeGb: r.size_gb,
       reattachRequired: diskBytes !== r.capacity_bytes,
       attachedAt: r.attached_at,
-      endpoint: `nbds://${this.nbdAddress}/${r.attachment_id}`,
+      endpoint: `nbds://${r.attachment_id}@${this.nbdAddress}/${r.attachment_id}`,
       pskIdentity: r.attachment_id,
       pskFile: r.psk_file,
     };

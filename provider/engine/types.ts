@@ -107,7 +107,8 @@ export interface Attachment {
   attachedAt: string;
   /**
    * Where `encdisk serve` exposes this attachment as an NBD export with TLS required (W2):
-   * `nbds://HOST:PORT/<attachmentId>`. The export name is the attachment id.
+   * `nbds://<attachmentId>@HOST:PORT/<attachmentId>`: the export name is the attachment id, and the
+   * user part is the TLS-PSK identity (libnbd takes the TLS username from it).
    */
   endpoint: string;
   /** TLS-PSK identity for the export (equals the attachment id). */

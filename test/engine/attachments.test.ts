@@ -95,7 +95,7 @@ describe("instances and attachments", () => {
 
   test("W2: every attachment gets its own 0600 TLS pre-shared key file for its NBD export, removed on detach", () => {
     const { att } = setupEncrypted(t.engine);
-    expect(att.endpoint).toBe(`nbds://127.0.0.1:10809/${att.attachmentId}`);
+    expect(att.endpoint).toBe(`nbds://${att.attachmentId}@127.0.0.1:10809/${att.attachmentId}`);
     const text = fs.readFileSync(att.pskFile, "utf8");
     expect(text).toMatch(new RegExp(`^${att.attachmentId}:[0-9a-f]{64}\\n$`));
     expect(fs.statSync(att.pskFile).mode & 0o777).toBe(0o600);

@@ -120,7 +120,7 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
   });
 
   test("the attachment names its endpoint and a 0600 psktool key file", () => {
-    expect(att.endpoint).toBe(`nbds://127.0.0.1:${port}/${att.attachmentId}`);
+    expect(att.endpoint).toBe(`nbds://${att.attachmentId}@127.0.0.1:${port}/${att.attachmentId}`);
     expect(att.pskIdentity).toBe(att.attachmentId);
     const st = fs.statSync(att.pskFile);
     expect(st.mode & 0o777).toBe(0o600);
