@@ -117,6 +117,15 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * than the harness that verifies them. node_modules resolves through a symlink to the repo's.
  */
 export function snapshotDist(repoRoot: string): string {
+  // Copies left by processes that died without their exit handler (jest kills its workers).
+  for (const f of fs.readdirSync(os.tmpdir())) {
+    const full = path.join(os.tmpdir(), f);
+    try {
+      if (f.startsWith("encdisk-chaos-code-") && Date.now() - fs.statSync(full).mtimeMs > 3 * 3600_000) fs.rmSync(full, { recursive: true, force: true });
+    } catch {
+      /* another process removed it */
+    }
+  }
   const snap = fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-chaos-code-"));
   for (const sub of [path.join("dist", "provider"), path.join("dist", "scripts", "chaos")]) {
     fs.cpSync(path.join(repoRoot, sub), path.join(snap, sub), { recursive: true });
