@@ -158,6 +158,10 @@ export class E2EStack {
     await this.pulumi(["config", "set", key, value]);
   }
 
+  async configRm(key: string): Promise<void> {
+    await this.pulumi(["config", "rm", key]);
+  }
+
   /** Run `pulumi ARGS` on this stack; throws on a non-zero exit unless `allowFail`. */
   async pulumi(args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
     const full = [...args, "--non-interactive", "--color", "never"];

@@ -147,7 +147,9 @@ scenario("refusals at preview through the Pulumi CLI (L4, L7)", () => new E2ESta
 
   async function expectNothingChanged(s: E2EStack): Promise<void> {
     expect(await s.list<Disk>("disks")).toEqual(disksBefore);
-    expect(await s.list<Attachment>("attachments")).toEqual(attsBefore);
+    // Compared by what the engine stores (endpoint text is derived at listing time).
+    const key = (as: Attachment[]) => as.map((a) => [a.attachmentId, a.diskId, a.instanceId]);
+    expect(key(await s.list<Attachment>("attachments"))).toEqual(key(attsBefore));
     expect(await s.list<AuditEntry>("audit")).toEqual(auditBefore);
   }
 
@@ -162,6 +164,25 @@ scenario("refusals at preview through the Pulumi CLI (L4, L7)", () => new E2ESta
     expect(up.out).toMatch(/L4: /);
     await expectNothingChanged(s);
     await s.config("plainEncrypt", "false");
+  });
+
+  step("rollback: restoreSnapshotId previews as an update of the encrypted disk and up rolls it back with one KMS Decrypt", async () => {
+    const s = stack();
+    const out = await s.outputs();
+    await s.config("restoreSnapshotId", out.secretSnapshotId as string);
+    const p = await s.previewJson();
+    expect(opsByName(p)).toEqual({ secret: "update" });
+    await s.pulumi(["up", "--yes"]);
+    await s.pulumi(["preview", "--expect-no-changes"]);
+    const audit = await s.list<AuditEntry>("audit");
+    expect(audit.slice(auditBefore.length).map((a) => [a.operation, a.resourceId, a.kmsApi])).toEqual([["ApplySnapshot", out.secretDiskId, "Decrypt"]]);
+    // Forgetting the rollback is a change of the record only: no engine operation, no KMS call.
+    await s.configRm("restoreSnapshotId");
+    await s.pulumi(["up", "--yes"]);
+    await s.pulumi(["preview", "--expect-no-changes"]);
+    expect(await s.list<AuditEntry>("audit")).toEqual(audit);
+    disksBefore = await s.list<Disk>("disks");
+    auditBefore = audit;
   });
 
   step("L7: attaching the existing encrypted disk to the local-storage instance is refused at preview, naming L7; nothing changes", async () => {
