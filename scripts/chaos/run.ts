@@ -132,7 +132,7 @@ async function crashInChild(kind: CrashKind, kills: number, seed: number, log: (
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-chaos-run-")), "result.json");
   const child = spawn(process.execPath, [__filename, "--crash-only", "--kinds", kind, "--kills", String(kills), "--seed", String(seed), "--parallel", "1", "--json", out], { stdio: ["ignore", "pipe", "inherit"] });
   child.stdout.on("data", (d: Buffer) => {
-    for (const line of d.toString().split("\n")) if (line.trim() && !/crash injection:|FAILED|all checks/.test(line)) log(line.replace(/^\[chaos \d+s\] /, ""));
+    for (const line of d.toString().split("\n")) if (line.trim() && !/crash injection:|FAILED|all checks|: \d+ kills \(|  FAIL /.test(line)) log(line.replace(/^\[chaos \d+s\] /, ""));
   });
   await new Promise<void>((res) => child.on("exit", () => res()));
   try {
