@@ -77,7 +77,6 @@ interface KindState {
   lastGen: Map<number, string | null>;
   expectAudit: Map<string, number>;
   rollbackGen: string;
-  tokensToDisk: Map<string, string>;
 }
 
 function setupKind(e: Engine, kind: CrashKind): Setup {
@@ -187,7 +186,7 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
       if (result.failures.length < 50) result.failures.push(`[${kind} round ${round}] ${msg}`);
     }
   };
-  const st: KindState = { lastGen: new Map(), expectAudit: new Map(), rollbackGen: "base", tokensToDisk: new Map() };
+  const st: KindState = { lastGen: new Map(), expectAudit: new Map(), rollbackGen: "base" };
 
   let setup: Setup;
   {
@@ -361,8 +360,9 @@ function verifyKind(
         const data = e.read(s.attachments[sl.att], sl.offset, sl.length);
         const got = whichGen(data, candidates);
         if (got === undefined) {
-          const firstBad = data.findIndex((b, i) => b !== pattern(last ?? "x", 1)[0] || i < 0);
-          fail(`slot ${k} (${sl.length} bytes at ${sl.offset}, attachment ${sl.att}) holds neither the acknowledged write ${String(last)} nor the in-flight one${k === inflightSlot ? ` ${String(inflight?.gen)}` : ""} (first differing byte near ${firstBad})`);
+          const expected = last === null ? Buffer.alloc(sl.length) : pattern(last, sl.length);
+          const firstBad = data.findIndex((b, i) => b !== expected[i]);
+          fail(`slot ${k} (${sl.length} bytes at ${sl.offset}, attachment ${sl.att}) holds neither the acknowledged write ${String(last)} nor the in-flight one${k === inflightSlot ? ` ${String(inflight?.gen)}` : ""} (first byte differing from the acknowledged data: ${firstBad})`);
         } else {
           st.lastGen.set(k, got as string | null);
           ok();
