@@ -1264,6 +1264,9 @@ class LocalEngine implements Engine {
   }
 
   check(): { problems: string[]; disks: number; snapshots: number; units: number } {
+    // First remove what killed processes may leave and is safe to remove (see sweepOrphans):
+    // those are expected leftovers, not broken invariants. What remains is a real problem.
+    this.sweepOrphans();
     return this.view(() => {
       const p: string[] = [];
       const q = <T>(sql: string, ...args: unknown[]) => this.db.prepare(sql).all(...args) as T[];
