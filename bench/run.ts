@@ -7,7 +7,7 @@
  * Options: --quick; --only=io,cipher,snapshot,ops,migrate,provider,nbd; --skip=...;
  * --dir=PATH (scratch directory, default a fresh one under the OS temp dir, removed at the
  * end); --out=PATH (default bench/results.json); --chunk-kib=N (I/O call size, default 4096);
- * --reps=N (I/O and cipher repetitions); --whatif=readpath,cache[:MiB],prefetch,parseal (patch the
+ * --reps=N (I/O and cipher repetitions); --whatif=readpath,cache[:MiB],prefetch,parseal,paropen (patch the
  * engine at run time with the prototypes in bench/whatif.ts; such results are marked).
  *
  * Nothing here asserts: floors and goals are printed as pass/miss for the reader.
@@ -23,7 +23,7 @@ import { benchOps } from "./ops";
 import { benchProvider } from "./provider";
 import { benchSnapshot } from "./snapshot";
 import { fmt, type Summary } from "./stats";
-import { applyParallelSeal, applyWhatIf, stats as whatIfStats } from "./whatif";
+import { applyParallelOpen, applyParallelSeal, applyWhatIf, stats as whatIfStats } from "./whatif";
 import { benchBaseDir, dropCaches, LoadMeter, log, nowMs, GiB, MiB } from "./util";
 
 const SECTIONS = ["cipher", "io", "snapshot", "ops", "migrate", "provider", "nbd"] as const;
@@ -52,7 +52,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === "--reps") a.reps = Number(v);
     else if (k === "--whatif") a.whatif = v.split(",").filter(Boolean);
     else if (k === "--help" || k === "-h") {
-      process.stdout.write("usage: npm run bench [-- --quick] [--only=a,b] [--skip=a,b] [--dir=PATH] [--out=PATH] [--chunk-kib=N] [--reps=N] [--whatif=readpath,cache[:MiB],prefetch,parseal]\n");
+      process.stdout.write("usage: npm run bench [-- --quick] [--only=a,b] [--skip=a,b] [--dir=PATH] [--out=PATH] [--chunk-kib=N] [--reps=N] [--whatif=readpath,cache[:MiB],prefetch,parseal,paropen]\n");
       process.exit(0);
     } else throw new Error(`unknown option ${arg}`);
   }
@@ -133,6 +133,7 @@ async function main(): Promise<void> {
     const cacheMiB = w.find((x) => x.startsWith("cache"))?.split(":")[1];
     applyWhatIf({ readpath: w.includes("readpath"), cacheBytes: w.some((x) => x.startsWith("cache")) ? Number(cacheMiB ?? 2048) * MiB : 0, prefetch: w.includes("prefetch") });
     if (w.includes("parseal")) applyParallelSeal();
+    if (w.includes("paropen")) applyParallelOpen();
     notes.push(`WHAT-IF RUN: engine patched at run time with bench/whatif.ts (${w.join(", ")}); these are not the engine's own numbers`);
   }
   log(`${q ? "quick" : "full"} run in ${base}; load ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
