@@ -223,18 +223,21 @@ scenario("refusals at preview through the Pulumi CLI (L4, L7)", () => new E2ESta
 });
 
 describe("the main job: npm run up / npm run destroy (scripts/up.sh) of the repository's Pulumi.yaml", () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-e2e-main-"));
+  let tmp = "";
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(PULUMI_|ENCDISK_)/.test(k)) env[k] = v;
-  Object.assign(env, {
-    HOME: path.join(tmp, "home"),
-    ENCDISK_PULUMI_STATE_DIR: path.join(tmp, "state"),
-    ENCDISK_STACK: "e2e-main",
-    ENCDISK_DIR: path.join(tmp, "engine"),
-    ENCDISK_KMS_ROOT_KEY_FILE: path.join(tmp, "kms-root.key"),
-    NO_COLOR: "1",
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-e2e-main-"));
+    for (const [k, v] of Object.entries(process.env)) if (!/^(PULUMI_|ENCDISK_)/.test(k)) env[k] = v;
+    Object.assign(env, {
+      HOME: path.join(tmp, "home"),
+      ENCDISK_PULUMI_STATE_DIR: path.join(tmp, "state"),
+      ENCDISK_STACK: "e2e-main",
+      ENCDISK_DIR: path.join(tmp, "engine"),
+      ENCDISK_KMS_ROOT_KEY_FILE: path.join(tmp, "kms-root.key"),
+      NO_COLOR: "1",
+    });
+    fs.mkdirSync(env.HOME as string);
   });
-  fs.mkdirSync(env.HOME as string);
   let failed = false;
   const sh = async (args: string[]) => {
     const r = await run("bash", [path.join(ROOT, "scripts/up.sh"), ...args], { cwd: ROOT, env });
@@ -246,6 +249,7 @@ describe("the main job: npm run up / npm run destroy (scripts/up.sh) of the repo
   };
   const disks = async () => JSON.parse((await run(process.execPath, [ENCDISK_CLI, "disks", "--json", "--dir", env.ENCDISK_DIR as string, "--kms-root-key-file", env.ENCDISK_KMS_ROOT_KEY_FILE as string], { cwd: ROOT, env })).stdout) as Disk[];
   afterAll(() => {
+    if (!tmp) return;
     if (failed) process.stderr.write(`[e2e] kept ${tmp} for a post-mortem\n`);
     else fs.rmSync(tmp, { recursive: true, force: true });
   });
