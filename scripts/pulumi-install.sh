@@ -30,6 +30,8 @@ say() { printf '[pulumi-install] %s\n' "$*"; }
 die() { printf '[pulumi-install] ERROR: %s\n' "$*" >&2; exit 1; }
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Go's official installer puts it in /usr/local/go/bin, which a non-login shell may not have on PATH.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then PATH="/usr/local/go/bin:$PATH"; export PATH; fi
 WRAPPER="$ROOT/scripts/pulumi-cli"
 BIN="$ROOT/.tools/pulumi/bin"
 
