@@ -9,7 +9,8 @@
  *   zeroed explicitly instead of zero-filling everything first), one scratch buffer per store is
  *   reused for runs (instead of a fresh 4 MiB allocation per run: mmap + page faults on every
  *   call), and plain whole-unit runs are read straight into the output (no copy).
- * - cache: a bounded LRU of decrypted units keyed by (lineage, slot, nonce, tag): a unit is
+ * - cache: a bounded ring of decrypted units (preallocated 64 MiB chunks, FIFO reuse) found by
+ *   (lineage, slot) and checked against the row's nonce: a unit is
  *   never rewritten in place (copy-on-write gives every write a fresh slot and nonce), so a key
  *   names one immutable plaintext and needs no invalidation. Only the attachment read path
  *   fills it (migration's copyAll does not, so its memory stays flat). Plaintext data only,
@@ -52,7 +53,33 @@ export function applyWhatIf(w: WhatIf): void {
   applied = true;
   const proto = BlockStore.prototype as Any;
   const cacheLimit = w.cacheBytes ?? 0;
-  const cache = new Map<string, Buffer>();
+  // Per lineage: slot -> { nonce, pool index }. A hit needs the row's nonce to match (12
+  // bytes). Plaintext lives in a ring of preallocated 64 MiB chunks (copied in on a miss), so
+  // the decipher's output buffers are freed and reused instead of retained one by one.
+  const cache = new Map<string, Map<number, { nonce: Buffer; at: number }>>();
+  const CHUNK_UNITS = 1024;
+  const poolUnits = Math.floor(cacheLimit / UNIT);
+  const chunks: Buffer[] = [];
+  const owners: ({ lineage: string; slot: number } | undefined)[] = [];
+  let ring = 0;
+  const unitAt = (at: number): Buffer => {
+    const c = Math.floor(at / CHUNK_UNITS);
+    chunks[c] ??= Buffer.allocUnsafe(Math.min(CHUNK_UNITS, poolUnits - c * CHUNK_UNITS) * UNIT);
+    const o = (at % CHUNK_UNITS) * UNIT;
+    return chunks[c].subarray(o, o + UNIT);
+  };
+  const cacheGet = (lineageId: string, row: Any): Buffer | undefined => {
+    const e = cache.get(lineageId)?.get(row.slot);
+    return e && row.nonce && e.nonce.equals(row.nonce) ? unitAt(e.at) : undefined;
+  };
+  const cacheDrop = (lineageId: string, row: Any): void => {
+    const m = cache.get(lineageId);
+    const e = m?.get(row.slot);
+    if (e) {
+      m?.delete(row.slot);
+      owners[e.at] = undefined;
+    }
+  };
   const scratch = new WeakMap<object, Buffer>();
   const scratchOf = (store: object, bytes: number): Buffer => {
     let b = scratch.get(store);
@@ -62,16 +89,23 @@ export function applyWhatIf(w: WhatIf): void {
     }
     return b;
   };
-  const keyOf = (lineageId: string, row: Any): string => `${lineageId}:${row.slot}:${row.nonce?.toString("base64")}:${row.tag?.toString("base64")}`;
-  const remember = (k: string, plain: Buffer): void => {
-    if (cacheLimit <= 0 || cache.has(k)) return;
-    cache.set(k, plain);
-    stats.cacheBytes += UNIT;
-    while (stats.cacheBytes > cacheLimit) {
-      const oldest = cache.keys().next().value as string;
-      cache.delete(oldest);
-      stats.cacheBytes -= UNIT;
+  const remember = (lineageId: string, row: Any, plain: Buffer): void => {
+    if (poolUnits <= 0 || !row.nonce) return;
+    let m = cache.get(lineageId);
+    if (!m) cache.set(lineageId, (m = new Map()));
+    let e = m.get(row.slot);
+    if (!e) {
+      const at = ring;
+      ring = (ring + 1) % poolUnits;
+      const prev = owners[at];
+      if (prev) cache.get(prev.lineage)?.delete(prev.slot);
+      else stats.cacheBytes += UNIT;
+      owners[at] = { lineage: lineageId, slot: row.slot };
+      e = { nonce: row.nonce, at };
+      m.set(row.slot, e);
     }
+    e.nonce = row.nonce;
+    plain.copy(unitAt(e.at));
   };
   const inflight: Buffer[] = [];
   const prefetch = (store: Any, owner: Any, offset: number, length: number): void => {
@@ -83,7 +117,7 @@ export function applyWhatIf(w: WhatIf): void {
     while (i < rows.length) {
       let j = i + 1;
       while (j < rows.length && j - i < MAX_RUN && rows[j].slot === rows[j - 1].slot + 1) j++;
-      if (!(owner.key && cacheLimit > 0 && cache.has(keyOf(owner.lineageId, rows[i])))) {
+      if (!(owner.key && cacheLimit > 0 && cacheGet(owner.lineageId, rows[i]))) {
         const buf = inflight.pop() ?? Buffer.allocUnsafe(MAX_RUN * UNIT);
         const n = (j - i) * UNIT;
         stats.prefetchedBytes += n;
@@ -114,11 +148,8 @@ export function applyWhatIf(w: WhatIf): void {
     let i = 0;
     while (i < rows.length) {
       if (useCache) {
-        const k = keyOf(owner.lineageId, rows[i]);
-        const hit = cache.get(k);
+        const hit = cacheGet(owner.lineageId, rows[i]);
         if (hit) {
-          cache.delete(k);
-          cache.set(k, hit);
           stats.cacheHits++;
           place(rows[i], hit);
           i++;
@@ -126,7 +157,7 @@ export function applyWhatIf(w: WhatIf): void {
         }
       }
       let j = i + 1;
-      while (j < rows.length && j - i < MAX_RUN && rows[j].slot === rows[j - 1].slot + 1 && !(useCache && cache.has(keyOf(owner.lineageId, rows[j])))) j++;
+      while (j < rows.length && j - i < MAX_RUN && rows[j].slot === rows[j - 1].slot + 1 && !(useCache && cacheGet(owner.lineageId, rows[j]))) j++;
       const n = j - i;
       const fd = this.fd(owner.lineageId);
       const runStart = rows[i].idx * UNIT;
@@ -145,7 +176,7 @@ export function applyWhatIf(w: WhatIf): void {
           const plain = owner.key ? (this.open(owner, row, stored) as Buffer) : stored;
           if (useCache) {
             stats.cacheMisses++;
-            remember(keyOf(owner.lineageId, row), plain);
+            remember(owner.lineageId, row, plain);
           }
           place(row, plain);
         }
@@ -155,7 +186,7 @@ export function applyWhatIf(w: WhatIf): void {
     if (covered < end) out.fill(0, covered - offset);
     // Same guard as the engine's own read: the map must not have moved under us.
     if (rows.length && typeof this.sameMap === "function" && !this.sameMap(rows, this.st.range.all(owner.ownerId, first, last))) {
-      for (const r of rows) if (useCache) cache.delete(keyOf(owner.lineageId, r));
+      for (const r of rows) if (useCache) cacheDrop(owner.lineageId, r);
       return read.call(this, owner, offset, length);
     }
     if (w.prefetch && length >= UNIT) prefetch(this, owner, end, length);
