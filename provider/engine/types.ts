@@ -77,7 +77,10 @@ export interface Snapshot {
   /** Set when this snapshot is a cross-region copy. */
   copiedFromSnapshotId: string | null;
   createdAt: string;
-  /** Bytes this snapshot added to storage when it was taken (0: it shares all units). */
+  /**
+   * Bytes of written data the snapshot references. They are shared copy-on-write with its disk
+   * (and other snapshots): taking a snapshot copies no data, only block-map rows.
+   */
   usedBytes: number;
 }
 
