@@ -57,6 +57,15 @@ function isYoung(file: string, now: number): boolean {
   }
 }
 
+/** Default bound of the decrypted-unit read cache, in MiB (ENCDISK_READ_CACHE_MIB overrides; 0 disables). */
+export const DEFAULT_READ_CACHE_MIB = 1024;
+
+function readCacheMib(opts: EngineOptions): number {
+  const v = opts.readCacheMib ?? (process.env.ENCDISK_READ_CACHE_MIB !== undefined ? Number(process.env.ENCDISK_READ_CACHE_MIB) : DEFAULT_READ_CACHE_MIB);
+  needs(Number.isFinite(v) && v >= 0, ErrorCodes.InvalidParameterValue, `the read cache size must be a non-negative number of MiB, got ${show(v)}`, { property: "readCacheMib" });
+  return v;
+}
+
 /** The engine directory used when none is given: ENCDISK_DIR, else ~/.encdisk. */
 export function resolveEngineDir(explicit?: string): string {
   return path.resolve(explicit || process.env.ENCDISK_DIR || path.join(os.homedir(), ".encdisk"));
@@ -229,7 +238,7 @@ class LocalEngine implements Engine {
     needs(typeof opts?.dir === "string" && opts.dir.length > 0, ErrorCodes.InvalidParameter, "openEngine needs { dir }: the engine directory", { property: "dir" });
     this.dir = path.resolve(opts.dir);
     this.db = openDb(this.dir);
-    this.blocks = new BlockStore(this.db, this.dir);
+    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16)); // 16 units of 64 KiB per MiB
     this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile });
     this.nbdAddress = opts.nbdAddress ?? process.env.ENCDISK_NBD_ADDRESS ?? "127.0.0.1:10809";
     this.run(() => {
@@ -284,6 +293,7 @@ class LocalEngine implements Engine {
 
   releaseKeys(): void {
     this.kms.release();
+    this.blocks.dropCache();
   }
 
   private removeDeadLineage(lineageId: string): void {
@@ -1070,6 +1080,7 @@ class LocalEngine implements Engine {
       this.afterCommit.push(() => {
         fs.rmSync(a.psk_file, { force: true });
         this.kms.releaseLineage(a.lineage_id);
+        this.blocks.dropCache(a.lineage_id);
       });
     });
   }

@@ -198,6 +198,12 @@ export interface EngineOptions {
   pricePerCallMicros?: number;
   /** Starting balance, in micro-units; applied when the account is first created. */
   startingBalanceMicros?: number;
+  /**
+   * Bound of the in-memory cache of decrypted units read through attachments, in MiB (default
+   * ENCDISK_READ_CACHE_MIB, else 1024; 0 disables). Plaintext lives there only while served:
+   * it is zeroed on eviction, detach, releaseKeys() and close().
+   */
+  readCacheMib?: number;
   /** host:port that `encdisk serve` listens on, used in attachment endpoints. Default ENCDISK_NBD_ADDRESS or 127.0.0.1:10809. */
   nbdAddress?: string;
 }
@@ -279,7 +285,7 @@ export interface Engine {
   trim(attachmentId: string, offset: number, length: number): void;
   /** Make everything written so far durable against power loss (fsync data and state). */
   flush(attachmentId: string): void;
-  /** Release cached key material of an attachment in this process (zeroed). Called by servers when a client leaves. */
+  /** Release (zero) every working key and cached plaintext this process holds. Called by servers when the last client leaves. */
   releaseKeys(): void;
 
   // Images (S3, S4)

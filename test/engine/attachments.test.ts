@@ -1,5 +1,5 @@
 import * as fs from "fs";
-import { ErrorCodes } from "../../provider/engine";
+import { ErrorCodes, openEngine } from "../../provider/engine";
 import { errorOf, pattern, setupEncrypted, tempEngine, ZONE, ZONE_B, type TestEngine } from "./helpers";
 
 const GiB = 1024 ** 3;
@@ -117,5 +117,58 @@ describe("instances and attachments", () => {
     t.engine.write(att.attachmentId, 123, pattern(3 << 20));
     const e = t.reopen();
     expect(e.read(att.attachmentId, 123, 3 << 20).equals(pattern(3 << 20))).toBe(true);
+  });
+});
+
+describe("read cache of decrypted units", () => {
+  test("W1: repeated reads are served from the cache and never return stale data after a rewrite, from this or another engine handle", () => {
+    const { att } = setupEncrypted(t.engine);
+    const a = att.attachmentId;
+    t.engine.write(a, 0, pattern(4 << 20, "first"));
+    expect(t.engine.read(a, 0, 4 << 20).equals(pattern(4 << 20, "first"))).toBe(true);
+    expect(t.engine.read(a, 0, 4 << 20).equals(pattern(4 << 20, "first"))).toBe(true); // cached
+    const other = openEngine({ dir: t.dir, kmsRootKeyFile: t.keyFile });
+    try {
+      other.write(a, 65536 + 10, Buffer.from("changed elsewhere"));
+    } finally {
+      other.close();
+    }
+    t.engine.write(a, 3 * 65536, pattern(65536, "second"));
+    const expected = pattern(4 << 20, "first");
+    expected.write("changed elsewhere", 65536 + 10);
+    pattern(65536, "second").copy(expected, 3 * 65536);
+    expect(t.engine.read(a, 0, 4 << 20).equals(expected)).toBe(true);
+  });
+
+  test("K4: detaching zeroes the plaintext the read cache held", () => {
+    const { att } = setupEncrypted(t.engine);
+    t.engine.write(att.attachmentId, 0, pattern(1 << 20, "cached"));
+    t.engine.read(att.attachmentId, 0, 1 << 20); // a unit enters the cache on its second read
+    t.engine.read(att.attachmentId, 0, 1 << 20);
+    const blocks = (t.engine as unknown as { blocks: { cache: Map<string, { plain: Buffer }> } }).blocks;
+    const held = [...blocks.cache.values()].map((v) => v.plain);
+    expect(held.length).toBe(16);
+    t.engine.detachDisk(att.attachmentId);
+    expect(blocks.cache.size).toBe(0);
+    for (const p of held) expect(p.equals(Buffer.alloc(p.length))).toBe(true);
+  });
+
+  test("the cache is bounded and can be turned off", () => {
+    t.cleanup();
+    t = tempEngine({ readCacheMib: 1 });
+    t.engine.authorizeKms();
+    const { att } = setupEncrypted(t.engine);
+    t.engine.write(att.attachmentId, 0, pattern(4 << 20));
+    t.engine.read(att.attachmentId, 0, 4 << 20);
+    expect((t.engine as unknown as { blocks: { cache: Map<string, unknown> } }).blocks.cache.size).toBe(0); // one pass admits nothing
+    t.engine.read(att.attachmentId, 3 << 20, 1 << 20);
+    t.engine.read(att.attachmentId, 3 << 20, 1 << 20);
+    expect((t.engine as unknown as { blocks: { cache: Map<string, unknown> } }).blocks.cache.size).toBe(16);
+    t.cleanup();
+    t = tempEngine({ readCacheMib: 0 });
+    const s = setupEncrypted(t.engine);
+    t.engine.write(s.att.attachmentId, 0, pattern(1 << 20));
+    expect(t.engine.read(s.att.attachmentId, 0, 1 << 20).equals(pattern(1 << 20))).toBe(true);
+    expect((t.engine as unknown as { blocks: { cache: Map<string, unknown> } }).blocks.cache.size).toBe(0);
   });
 });

@@ -63,12 +63,27 @@ function aad(lineageId: string, idx: number): Buffer {
 
 export class BlockStore {
   private readonly fds = new Map<string, number>();
+  /**
+   * Decrypted units recently read through `read`, keyed by lineage and slot and valid only for
+   * the nonce they were sealed with: every write goes to a fresh slot with a fresh nonce, so an
+   * entry can never serve stale data. Bounded (`readCacheUnits`, LRU by Map order); entries are
+   * zeroed when evicted, when their lineage is forgotten and on close. Plain units are not
+   * cached: the page cache already holds them.
+   */
+  private readonly cache = new Map<string, { nonce: Buffer; plain: Buffer }>();
+  /**
+   * Units read once (key -> nonce): a unit is admitted to the cache on its second read, so one
+   * sequential pass over a disk (a backup, a cold scan) neither pays for filling the cache nor
+   * evicts what is read repeatedly.
+   */
+  private readonly seen = new Map<string, Buffer>();
   private readonly dirty = new Set<string>();
   private readonly st;
 
   constructor(
     private readonly db: Db,
     readonly dir: string,
+    private readonly readCacheUnits = 0,
   ) {
     fs.mkdirSync(path.join(dir, "blocks"), { recursive: true, mode: 0o700 });
     this.st = {
@@ -114,10 +129,54 @@ export class BlockStore {
       this.fds.delete(lineageId);
     }
     this.dirty.delete(lineageId);
+    this.dropCache(lineageId);
   }
 
   close(): void {
     for (const id of [...this.fds.keys()]) this.forget(id);
+    this.dropCache();
+  }
+
+  /** Zeroes and drops cached plaintext (of one lineage, or all). */
+  dropCache(lineageId?: string): void {
+    for (const [k, v] of this.cache) {
+      if (lineageId === undefined || k.startsWith(`${lineageId}:`)) {
+        v.plain.fill(0);
+        this.cache.delete(k);
+      }
+    }
+    for (const k of this.seen.keys()) if (lineageId === undefined || k.startsWith(`${lineageId}:`)) this.seen.delete(k);
+  }
+
+  private cacheGet(owner: Owner, row: UnitRow): Buffer | null {
+    const k = `${owner.lineageId}:${row.slot}`;
+    const hit = this.cache.get(k);
+    if (!hit || !row.nonce || !hit.nonce.equals(row.nonce)) return null;
+    this.cache.delete(k); // most recently used goes last
+    this.cache.set(k, hit);
+    return hit.plain;
+  }
+
+  private cachePut(owner: Owner, row: UnitRow, plain: Buffer): void {
+    const k = `${owner.lineageId}:${row.slot}`;
+    const nonce = row.nonce as Buffer;
+    const before = this.seen.get(k);
+    if (!before || !before.equals(nonce)) {
+      this.seen.delete(k);
+      this.seen.set(k, Buffer.from(nonce));
+      if (this.seen.size > this.readCacheUnits) this.seen.delete(this.seen.keys().next().value as string);
+      return;
+    }
+    this.seen.delete(k);
+    const old = this.cache.get(k);
+    if (old) old.plain.fill(0);
+    this.cache.delete(k);
+    this.cache.set(k, { nonce: Buffer.from(nonce), plain });
+    while (this.cache.size > this.readCacheUnits) {
+      const [oldest, v] = this.cache.entries().next().value as [string, { plain: Buffer }];
+      v.plain.fill(0);
+      this.cache.delete(oldest);
+    }
   }
 
   /** Number of written units an owner references. */
@@ -134,12 +193,17 @@ export class BlockStore {
     const first = Math.floor(offset / UNIT);
     const last = Math.floor((offset + length - 1) / UNIT);
     const rows = this.st.range.all(owner.ownerId, first, last) as UnitRow[];
-    this.forEachRun(owner, rows, (row, plain) => {
-      const unitStart = row.idx * UNIT;
-      const s = Math.max(offset, unitStart);
-      const e = Math.min(offset + length, unitStart + UNIT);
-      plain.copy(out, s - offset, s - unitStart, e - unitStart);
-    });
+    this.forEachRun(
+      owner,
+      rows,
+      (row, plain) => {
+        const unitStart = row.idx * UNIT;
+        const s = Math.max(offset, unitStart);
+        const e = Math.min(offset + length, unitStart + UNIT);
+        plain.copy(out, s - offset, s - unitStart, e - unitStart);
+      },
+      this.readCacheUnits > 0 && owner.key !== null,
+    );
     // Another process may have moved a unit and handed its old slot to another unit while we
     // read: a plain unit cannot tell (an encrypted one fails authentication), so the map must
     // still say what it said when we looked it up, or the read starts over.
@@ -158,8 +222,21 @@ export class BlockStore {
     return true;
   }
 
-  /** Reads the given rows in runs of consecutive slots and hands each unit's plaintext to `fn`. */
-  private forEachRun(owner: Owner, rows: UnitRow[], fn: (row: UnitRow, plain: Buffer) => void): void {
+  /**
+   * Reads the given rows in runs of consecutive slots and hands each unit's plaintext to `fn`
+   * (which must not keep or change it). With `cached`, decrypted units come from and go to the
+   * read cache.
+   */
+  private forEachRun(owner: Owner, allRows: UnitRow[], fn: (row: UnitRow, plain: Buffer) => void, cached = false): void {
+    let rows = allRows;
+    if (cached) {
+      rows = [];
+      for (const row of allRows) {
+        const hit = this.cacheGet(owner, row);
+        if (hit) fn(row, hit);
+        else rows.push(row);
+      }
+    }
     let i = 0;
     while (i < rows.length) {
       let j = i + 1;
@@ -171,7 +248,9 @@ export class BlockStore {
       for (let k = 0; k < n; k++) {
         const row = rows[i + k];
         const stored = buf.subarray(k * UNIT, (k + 1) * UNIT);
-        fn(row, owner.key ? this.open(owner, row, stored) : stored);
+        const plain = owner.key ? this.open(owner, row, stored) : stored;
+        if (cached) this.cachePut(owner, row, plain);
+        fn(row, plain);
       }
       i = j;
     }
