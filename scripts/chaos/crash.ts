@@ -18,14 +18,9 @@ import type { CrashKind, Setup, WorkerConfig } from "./crash-worker";
 export const CRASH_KINDS: CrashKind[] = ["create", "attach", "write-small", "write-large", "snapshot", "rollback", "migrate", "delete"];
 
 /** Problem texts of engine defects already reported (docs/reliability.md); counted apart, not failed on. */
-// Empty: D4 (attachment key file orphaned by a kill during attach) and D5 (block file orphaned
-// by a kill after a delete committed) were fixed in the engine (caa2d94); their deterministic
+// Empty: D4, D5 (caa2d94) and D19 (9d13e18) were fixed in the engine; their deterministic
 // reproductions stay in test/reliability/defects.test.ts as regression tests.
-export const KNOWN_CRASH_DEFECTS: { id: string; match: RegExp }[] = [
-  // D19: a killed attach's temporary key file (att-*.psk.<pid>.tmp) is spared by the open-time
-  // sweep for 60 s; a check() run later in the same process reports it. Repro in defects.test.ts.
-  { id: "D19", match: /orphan file .*[\\/]nbd[\\/]att-[0-9a-z]+\.psk\.\d+\.tmp$/ },
-];
+export const KNOWN_CRASH_DEFECTS: { id: string; match: RegExp }[] = [];
 
 export interface CrashResult {
   kind: CrashKind;
