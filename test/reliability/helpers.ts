@@ -36,6 +36,9 @@ export function distScript(name: string): string {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { snapshotDist } = require(path.join(repoRoot, "dist", "scripts", "chaos", "common.js")) as typeof import("../../scripts/chaos/common");
     codeCopy = snapshotDist(repoRoot);
+    // jest ends its workers without running exit handlers: remove the copy when the file is done.
+    const copyRoot = path.resolve(codeCopy, "..", "..", "..");
+    if (typeof afterAll === "function") afterAll(() => fs.rmSync(copyRoot, { recursive: true, force: true }));
   }
   return path.join(codeCopy, name);
 }
