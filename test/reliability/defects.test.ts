@@ -241,4 +241,28 @@ describe("defects found by the reliability suite", () => {
       other.close();
     }
   });
+
+  test("B3: operations refused for an insufficient balance change nothing (no disk, attachment, key file, snapshot, migration target, audit entry or charge)", () => {
+    e.close();
+    te.cleanup();
+    te = tempEngine("balance");
+    e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile, startingBalanceMicros: 10, pricePerCallMicros: 6 });
+    e.authorizeKms();
+    const z = "ap-guangzhou-3";
+    const d = e.createDisk({ zone: z, sizeGb: 1, encrypt: true }); // balance 10 -> 4
+    const i = e.createInstance({ zone: z, instanceType: "S5.MEDIUM4" });
+    const plain = e.createDisk({ zone: z, sizeGb: 1 });
+    const state = () => JSON.stringify({ disks: e.listDisks().map((x) => x.diskId), snaps: e.listSnapshots().length, atts: e.listAttachments().length, audit: e.auditLog().length, balance: e.getAccount().balanceMicros, nbd: fs.existsSync(path.join(te.dir, "nbd")) ? fs.readdirSync(path.join(te.dir, "nbd")) : [] });
+    const before = state();
+    for (const f of [
+      () => e.attachDisk({ diskId: d.diskId, instanceId: i.instanceId }),
+      () => e.createSnapshot({ diskId: d.diskId, clientToken: "s" }),
+      () => e.createDisk({ zone: z, sizeGb: 1, encrypt: true, clientToken: "c" }),
+      () => e.migrateDisk({ sourceDiskId: plain.diskId, encrypt: true, clientToken: "m" }),
+    ]) {
+      expect(engineErrorOf(f).code).toBe("InvalidAccount.InsufficientBalance");
+      expect(state()).toBe(before);
+    }
+    expect(e.check().problems).toEqual([]);
+  });
 });
