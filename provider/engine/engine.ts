@@ -181,7 +181,7 @@ function checkFilter(filter: unknown, keys: string[]): Record<string, string | n
 function fingerprint(params: Record<string, unknown>): string {
   const norm = (v: unknown): unknown =>
     v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.keys(v as object).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => [k, norm((v as Record<string, unknown>)[k])])) : v;
-  return crypto.createHash("sha256").update(JSON.stringify(norm(params))).digest("hex");
+  return crypto.createHash("sha256").update(JSON.stringify(norm(params), (_k, v: unknown) => (typeof v === "bigint" ? `${v}n` : v))).digest("hex");
 }
 
 function checkName(name: unknown, property = "name"): string {
@@ -310,8 +310,8 @@ class LocalEngine implements Engine {
    */
   private sweepOrphans(): void {
     for (const r of this.db.prepare("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
-    for (const a of this.db.prepare("SELECT attachment_id, psk_file, psk_key FROM attachments").all() as { attachment_id: string; psk_file: string; psk_key: string | null }[]) {
-      if (a.psk_key && !fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, a.psk_key);
+    for (const a of this.db.prepare("SELECT attachment_id, psk_file FROM attachments").all() as { attachment_id: string; psk_file: string }[]) {
+      if (!fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, this.pskOf(a.attachment_id));
     }
     for (const f of this.orphanFiles(Date.now())) fs.rmSync(f, { force: true });
   }
@@ -587,7 +587,8 @@ class LocalEngine implements Engine {
       { rule: "O3", property: "kmsKeyId" },
     );
     if (input.snapshotId !== undefined && input.snapshotId !== null) checkId(input.snapshotId, "snap", "snapshotId", ErrorCodes.SnapshotNotFound);
-    const params = { zone: input.zone, sizeGb, diskType, diskUsage, encrypt: input.encrypt, snapshotId: input.snapshotId ?? undefined, name, tags };
+    // Defaults spelled out or omitted are the same request: fingerprint the normalized values.
+    const params = { zone: input.zone, sizeGb, diskType, diskUsage, encrypt: input.snapshotId ? input.encrypt : input.encrypt === true, snapshotId: input.snapshotId ?? undefined, name, tags };
     return this.run(() =>
       this.idempotent(token, "CreateDisk", params, (id) => { const r = this.diskRow(id); return r ? this.toDisk(r) : null; }, () => {
         const d = this.createDiskTx({ ...input, zone: input.zone, sizeGb, diskType, diskUsage, name, tags }, region);
@@ -750,6 +751,15 @@ class LocalEngine implements Engine {
     const token = checkToken(input.clientToken);
     needs(typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false: the encryption of the new disk", { property: "encrypt" });
     const src = this.view(() => this.mustDisk(input.sourceDiskId, "sourceDiskId"));
+    if (input.zone !== undefined) {
+      const region = regionOfZone(input.zone);
+      needs(
+        region === src.region,
+        ErrorCodes.InvalidParameter,
+        `migration copies data between two disks attached in one place, so the new disk must be in the source's region ${src.region}, not ${region}${src.encrypted ? " (encrypted data cannot leave its region's KMS, S4)" : "; to move plain data to another region, copy a snapshot (copySnapshot)"}`,
+        { property: "zone", rule: src.encrypted ? "S4" : undefined },
+      );
+    }
     needs(input.sizeGb === undefined || (typeof input.sizeGb === "number" && input.sizeGb >= src.size_gb), ErrorCodes.DiskSizeNotMatch, `the new disk must be at least the source's ${src.size_gb} GB, got ${show(input.sizeGb)}`, { property: "sizeGb" });
     const params = { sourceDiskId: src.disk_id, encrypt: input.encrypt, zone: input.zone, diskType: input.diskType, sizeGb: input.sizeGb, name: input.name, tags: input.tags };
     let made = false;
@@ -1038,8 +1048,8 @@ class LocalEngine implements Engine {
       }
       const psk = this.newPsk(attachmentId);
       this.db
-        .prepare("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, psk_key, attached_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, psk.file, psk.key, nowIso());
+        .prepare("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, psk_key, attached_at) VALUES (?, ?, ?, ?, ?, NULL, ?)")
+        .run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, psk.file, nowIso());
       this.afterCommit.push(() => this.writePskFile(attachmentId, psk.file, psk.key));
       return this.toAttachment(this.mustAttachment(attachmentId));
     });
@@ -1052,10 +1062,22 @@ class LocalEngine implements Engine {
    * file a killed process did not get to write.
    */
   private newPsk(attachmentId: string): { file: string; key: string } {
-    const key = crypto.randomBytes(32);
-    const hex = key.toString("hex");
-    zero(key);
-    return { file: path.join(this.dir, "nbd", `${attachmentId}.psk`), key: hex };
+    return { file: path.join(this.dir, "nbd", `${attachmentId}.psk`), key: this.pskOf(attachmentId) };
+  }
+
+  /**
+   * An attachment's PSK: HMAC-SHA256 of its id under a random per-engine secret. Nothing
+   * per-attachment is stored, so no key outlives its attachment in the state; attachment ids
+   * are never reused, so the key of a detached attachment opens nothing.
+   */
+  private pskOf(attachmentId: string): string {
+    this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('nbd_psk_secret', ?)").run(crypto.randomBytes(32).toString("hex"));
+    const secret = Buffer.from((this.db.prepare("SELECT v FROM meta WHERE k = 'nbd_psk_secret'").get() as { v: string }).v, "hex");
+    try {
+      return crypto.createHmac("sha256", secret).update(`encdisk/nbd-psk/v1|${attachmentId}`).digest("hex");
+    } finally {
+      zero(secret);
+    }
   }
 
   private writePskFile(attachmentId: string, file: string, key: string): void {
@@ -1136,8 +1158,7 @@ class LocalEngine implements Engine {
   }
 
   writeZeroes(attachmentId: string, offset: number, length: number): void {
-    const { a, owner } = this.ioTarget(attachmentId, offset, Math.min(length, MAX_IO_BYTES));
-    checkRange(offset, length, a.capacity_bytes);
+    const { a, owner } = this.ioTarget(attachmentId, offset, length);
     const prepared = this.blocks.prepareZero(owner, offset, length);
     this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
   }
@@ -1185,6 +1206,7 @@ class LocalEngine implements Engine {
     const token = checkToken(input.clientToken);
     const name = checkName(input.name);
     needs(Array.isArray(input.snapshotIds) && input.snapshotIds.length > 0 && input.snapshotIds.length <= 16, ErrorCodes.InvalidParameterValue, "snapshotIds must list 1 to 16 snapshots", { property: "snapshotIds" });
+    for (const id of input.snapshotIds) checkId(id, "snap", "snapshotIds", ErrorCodes.SnapshotNotFound);
     return this.run(() =>
       this.idempotent(token, "CreateImage", { name, snapshotIds: input.snapshotIds }, (id) => { const r = this.db.prepare("SELECT * FROM images WHERE image_id = ?").get(id) as ImageRow | undefined; return r ? this.toImage(r) : null; }, () => {
         const snaps = input.snapshotIds.map((id) => this.mustSnapshot(id, "snapshotIds"));

@@ -20,8 +20,8 @@ export function listRegions(): { region: string; zones: string[] }[] {
   return Object.entries(REGIONS).map(([region, zs]) => ({ region, zones: zs.map((z) => `${region}-${z}`) }));
 }
 
-export function isRegion(region: string): boolean {
-  return Object.prototype.hasOwnProperty.call(REGIONS, region);
+export function isRegion(region: unknown): region is string {
+  return typeof region === "string" && Object.prototype.hasOwnProperty.call(REGIONS, region);
 }
 
 export function assertRegion(region: string, property = "region"): void {

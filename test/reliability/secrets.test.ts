@@ -277,7 +277,7 @@ describe("secrets at rest", () => {
     expect(e.check().problems).toEqual([]);
   });
 
-  test.failing("D18: after detach (and close), the attachment's TLS pre-shared key is nowhere under the engine dir (W2 key hygiene)", () => {
+  test("D18: after detach (and close), the attachment's TLS pre-shared key is nowhere under the engine dir (W2 key hygiene)", () => {
     te = tempEngine("psk");
     e = openEngine({ dir: te.dir, kmsRootKeyFile: te.kmsRootKeyFile });
     e.authorizeKms();

@@ -61,12 +61,24 @@ export function loadRootKey(src: RootKeySource, mayCreate: boolean): { key: Buff
     }
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const key = crypto.randomBytes(KEY_BYTES);
+    // Written whole and durable under a temporary name, then linked into place: a crash never
+    // leaves a torn key file, and link() refuses to replace one another process made first.
+    const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
     try {
-      fs.writeFileSync(file, key.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+      const fd = fs.openSync(tmp, "wx", 0o600);
+      try {
+        fs.writeSync(fd, key.toString("hex") + "\n");
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.linkSync(tmp, file);
     } catch (e2) {
       if ((e2 as NodeJS.ErrnoException).code !== "EEXIST") throw e2;
       key.fill(0);
       return loadRootKey(src, false); // another process created it first
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
     return { key, source: file };
   }

@@ -157,8 +157,8 @@ CREATE TABLE client_tokens (
   resource_id TEXT NOT NULL,
   created_at TEXT NOT NULL
 );
--- The attachment's TLS pre-shared key: its key file is written after commit (and rewritten
--- from here when a killed process left it missing), so no file ever outlives a rolled-back attach.
+-- Unused since the PSK is derived from a per-engine secret (meta nbd_psk_secret); kept because
+-- a released migration is never edited.
 ALTER TABLE attachments ADD COLUMN psk_key TEXT;
 -- Lineages deleted but whose block file may still be on disk (removed after commit, or by the
 -- next open when the process died in between).
