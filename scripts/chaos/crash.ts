@@ -192,8 +192,10 @@ export async function runCrashCampaign(opts: CrashOptions): Promise<CrashResult>
 
   try {
     // Rounds continue until `kills` workers died of our SIGKILL (a worker that finished its work
-    // before the kill still gets its round verified, it just does not count as a kill).
-    for (let round = 0; result.kills < opts.kills && round < opts.kills * 3; round++) {
+    // before the kill still gets its round verified, it just does not count as a kill). On a
+    // quiet machine a delete worker often finishes its ten deletions before the kill lands, so
+    // the round budget is generous: it bounds a broken harness, not a fast machine.
+    for (let round = 0; result.kills < opts.kills && round < opts.kills * 10; round++) {
       result.rounds++;
       const journal = path.join(te.root, `journal-${round}.log`);
       if (kind === "delete") {
