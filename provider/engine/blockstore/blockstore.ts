@@ -103,7 +103,6 @@ export class BlockStore {
         "INSERT OR IGNORE INTO free_slots (lineage_id, slot) SELECT u.lineage_id, u.slot FROM units u WHERE u.owner_id = ? AND NOT EXISTS (SELECT 1 FROM units v WHERE v.lineage_id = u.lineage_id AND v.slot = u.slot AND v.owner_id <> u.owner_id)",
       ),
       dropOwner: db.prepare("DELETE FROM units WHERE owner_id = ?"),
-      count: db.prepare("SELECT COUNT(*) AS n FROM units WHERE owner_id = ?"),
       batch: db.prepare("SELECT idx, slot, nonce, tag FROM units WHERE owner_id = ? AND idx > ? ORDER BY idx LIMIT ?"),
     };
   }
@@ -177,11 +176,6 @@ export class BlockStore {
       v.plain.fill(0);
       this.cache.delete(oldest);
     }
-  }
-
-  /** Number of written units an owner references. */
-  unitCount(ownerId: string): number {
-    return (this.st.count.get(ownerId) as { n: number }).n;
   }
 
   // ---- reads ------------------------------------------------------------------------------
