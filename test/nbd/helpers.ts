@@ -229,3 +229,18 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/** Resolves once something accepts connections on 127.0.0.1:`port`; rejects after `ms`. */
+export async function waitForPort(port: number, ms = 10000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => (s.destroy(), resolve(true)));
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`nothing listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

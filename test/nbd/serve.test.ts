@@ -5,35 +5,12 @@
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { openEngine } from "../../provider/engine";
 import { parseListen, parseServeFlags, serveCommand } from "../../provider/engine/cli/serve";
-import { haveTools, nbdsUri, run, tmpDir } from "./helpers";
+import { freePort, haveTools, nbdsUri, run, tmpDir, waitForPort } from "./helpers";
 
 const ZONE = "ap-guangzhou-3";
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitForPort(port: number, ms = 10000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`nothing listening on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("encdisk serve flags", () => {
   test("--listen, --dir, --poll-ms and the environment defaults", () => {
