@@ -7,7 +7,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { BlockStore, UNIT, type Owner } from "./blockstore/blockstore";
+import { BlockStore, StaleRead, UNIT, type Owner } from "./blockstore/blockstore";
+import { defaultCipherThreads } from "./blockstore/cipher-pool";
 import { EngineError, ErrorCodes, needs, type RuleId } from "./errors";
 import { show } from "./format";
 import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geography";
@@ -55,6 +56,14 @@ function isYoung(file: string, now: number): boolean {
   } catch {
     return true;
   }
+}
+
+/** Worker threads for the asynchronous path's cipher work (option, ENCDISK_CIPHER_THREADS, else cores - 1, at most 3). */
+function cipherThreads(opts: EngineOptions): number {
+  if (opts.cipherThreads === undefined) return defaultCipherThreads();
+  const v: unknown = opts.cipherThreads;
+  needs(typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 16, ErrorCodes.InvalidParameterValue, `cipherThreads must be an integer from 0 to 16, got ${show(v)}`, { property: "cipherThreads" });
+  return v;
 }
 
 /** Default bound of the decrypted-unit read cache, in MiB (ENCDISK_READ_CACHE_MIB overrides; 0 disables). */
@@ -238,7 +247,7 @@ class LocalEngine implements Engine {
     needs(typeof opts?.dir === "string" && opts.dir.length > 0, ErrorCodes.InvalidParameter, "openEngine needs { dir }: the engine directory", { property: "dir" });
     this.dir = path.resolve(opts.dir);
     this.db = openDb(this.dir);
-    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16)); // 16 units of 64 KiB per MiB
+    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16), cipherThreads(opts)); // 16 units of 64 KiB per MiB
     this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile });
     this.nbdAddress = opts.nbdAddress ?? process.env.ENCDISK_NBD_ADDRESS ?? "127.0.0.1:10809";
     this.run(() => {
@@ -310,6 +319,7 @@ class LocalEngine implements Engine {
    */
   private sweepOrphans(): void {
     for (const r of this.db.prepare("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
+    if (this.db.prepare("SELECT 1 FROM slot_reservations LIMIT 1").get()) this.run(() => this.blocks.sweepReservations());
     for (const a of this.db.prepare("SELECT attachment_id, psk_file FROM attachments").all() as { attachment_id: string; psk_file: string }[]) {
       if (!fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, this.pskOf(a.attachment_id));
     }
@@ -699,6 +709,7 @@ class LocalEngine implements Engine {
     const used = this.db.prepare("SELECT 1 FROM disks WHERE lineage_id = ? UNION ALL SELECT 1 FROM snapshots WHERE lineage_id = ? LIMIT 1").get(lineageId, lineageId);
     if (used) return;
     this.db.prepare("DELETE FROM free_slots WHERE lineage_id = ?").run(lineageId);
+    this.db.prepare("DELETE FROM slot_reservations WHERE lineage_id = ?").run(lineageId);
     this.db.prepare("DELETE FROM lineages WHERE lineage_id = ?").run(lineageId);
     this.db.prepare("INSERT OR IGNORE INTO dead_lineages (lineage_id, deleted_at) VALUES (?, ?)").run(lineageId, nowIso());
     this.afterCommit.push(() => {
@@ -1136,8 +1147,29 @@ class LocalEngine implements Engine {
   }
 
   read(attachmentId: string, offset: number, length: number): Buffer {
-    const { owner } = this.ioTarget(attachmentId, offset, length);
-    return this.blocks.readStable(owner, offset, length);
+    // A retry looks the attachment up again: a disk detached (or deleted) by the process that
+    // moved units under the read is then reported, never read as zeros.
+    for (let attempt = 0; ; attempt++) {
+      const { owner } = this.ioTarget(attachmentId, offset, length);
+      try {
+        return this.blocks.read(owner, offset, length);
+      } catch (e) {
+        if (!(e instanceof StaleRead)) throw e;
+        needs(attempt < 5, ErrorCodes.ResourceBusy, `${owner.ownerId} is being rewritten by another process; retry the read`);
+      }
+    }
+  }
+
+  async readAsync(attachmentId: string, offset: number, length: number): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      const { owner } = this.ioTarget(attachmentId, offset, length);
+      try {
+        return await this.blocks.readAsync(owner, offset, length);
+      } catch (e) {
+        if (!(e instanceof StaleRead)) throw e;
+        needs(attempt < 5, ErrorCodes.ResourceBusy, `${owner.ownerId} is being rewritten by another process; retry the read`);
+      }
+    }
   }
 
   private commitIo(attachmentId: string, diskId: string, fn: () => void): void {
@@ -1155,6 +1187,20 @@ class LocalEngine implements Engine {
     const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
     const prepared = this.blocks.prepareWrite(owner, offset, buf);
     this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+  }
+
+  async writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void> {
+    const raw: unknown = data;
+    needs(raw instanceof Uint8Array, ErrorCodes.InvalidParameterValue, "data must be a Buffer", { property: "data" });
+    const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
+    await this.blocks.writeAsync(
+      owner,
+      offset,
+      buf,
+      (fn) => this.run(fn),
+      (fn) => this.commitIo(attachmentId, a.disk_id, fn),
+    );
   }
 
   writeZeroes(attachmentId: string, offset: number, length: number): void {
@@ -1312,10 +1358,15 @@ class LocalEngine implements Engine {
       for (const r of q<{ owner_id: string }>("SELECT DISTINCT owner_id FROM units u WHERE NOT EXISTS (SELECT 1 FROM lineages l WHERE l.lineage_id = u.lineage_id)")) p.push(`units of ${r.owner_id} name a missing lineage`);
       for (const r of q<{ lineage_id: string; slot: number }>("SELECT f.lineage_id, f.slot FROM free_slots f WHERE EXISTS (SELECT 1 FROM units u WHERE u.lineage_id = f.lineage_id AND u.slot = f.slot)"))
         p.push(`slot ${r.slot} of ${r.lineage_id} is both free and in use`);
-      for (const r of q<{ lineage_id: string; next_slot: number; used: number; free: number }>(
-        "SELECT l.lineage_id, l.next_slot, (SELECT COUNT(DISTINCT slot) FROM units u WHERE u.lineage_id = l.lineage_id) AS used, (SELECT COUNT(*) FROM free_slots f WHERE f.lineage_id = l.lineage_id AND f.slot < l.next_slot) AS free FROM lineages l",
+      for (const r of q<{ lineage_id: string; slot: number }>(
+        "SELECT r.lineage_id, r.slot FROM slot_reservations r WHERE EXISTS (SELECT 1 FROM units u WHERE u.lineage_id = r.lineage_id AND u.slot = r.slot) OR EXISTS (SELECT 1 FROM free_slots f WHERE f.lineage_id = r.lineage_id AND f.slot = r.slot)",
+      ))
+        p.push(`slot ${r.slot} of ${r.lineage_id} is reserved by a write in flight but also in use or free`);
+      for (const r of q<{ lineage_id: string; next_slot: number; used: number; free: number; reserved: number }>(
+        "SELECT l.lineage_id, l.next_slot, (SELECT COUNT(DISTINCT slot) FROM units u WHERE u.lineage_id = l.lineage_id) AS used, (SELECT COUNT(*) FROM free_slots f WHERE f.lineage_id = l.lineage_id AND f.slot < l.next_slot) AS free, (SELECT COUNT(*) FROM slot_reservations r WHERE r.lineage_id = l.lineage_id AND r.slot < l.next_slot) AS reserved FROM lineages l",
       )) {
-        if (r.used + r.free !== r.next_slot) p.push(`lineage ${r.lineage_id}: ${r.next_slot} slots allocated but ${r.used} in use and ${r.free} free (${r.next_slot - r.used - r.free} leaked)`);
+        if (r.used + r.free + r.reserved !== r.next_slot)
+          p.push(`lineage ${r.lineage_id}: ${r.next_slot} slots allocated but ${r.used} in use, ${r.free} free and ${r.reserved} reserved (${r.next_slot - r.used - r.free - r.reserved} leaked)`);
         if (r.used > 0) {
           const file = this.blocks.blockFile(r.lineage_id);
           const maxSlot = (this.db.prepare("SELECT MAX(slot) AS m FROM units WHERE lineage_id = ?").get(r.lineage_id) as { m: number }).m;

@@ -204,6 +204,12 @@ export interface EngineOptions {
    * it is zeroed on eviction, detach, releaseKeys() and close().
    */
   readCacheMib?: number;
+  /**
+   * Worker threads that share the cipher work of `readAsync` and `writeAsync` with the calling
+   * thread (default ENCDISK_CIPHER_THREADS, else one less than the cores, at most 3; 0 keeps
+   * all cipher work on the calling thread).
+   */
+  cipherThreads?: number;
   /** host:port that `encdisk serve` listens on, used in attachment endpoints. Default ENCDISK_NBD_ADDRESS or 127.0.0.1:10809. */
   nbdAddress?: string;
 }
@@ -279,6 +285,17 @@ export interface Engine {
   read(attachmentId: string, offset: number, length: number): Buffer;
   /** Write `data` at `offset` through an attachment. Durable against a process kill when it returns. */
   write(attachmentId: string, offset: number, data: Buffer): void;
+  /**
+   * `read` with the file I/O on libuv's thread pool, overlapped with decryption on the calling
+   * thread: the path for servers and sequential readers that can keep a request in flight.
+   */
+  readAsync(attachmentId: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * `write` with the file I/O on libuv's thread pool, overlapped with encryption: durable
+   * against a process kill when the promise resolves; a write that fails or is interrupted
+   * changes nothing.
+   */
+  writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void>;
   /** Zero a range (unmaps whole units; partial units are written as zeros). */
   writeZeroes(attachmentId: string, offset: number, length: number): void;
   /** Discard a range (same effect as writeZeroes here: discarded ranges read as zeros). */

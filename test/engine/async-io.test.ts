@@ -1,0 +1,244 @@
+/**
+ * The asynchronous I/O path (engine.readAsync / engine.writeAsync): the same data, format and
+ * guarantees as the synchronous one, with file I/O on the thread pool and cipher work shared
+ * with worker threads.
+ */
+import { spawn } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { ErrorCodes, openEngine, UNIT, type Engine } from "../../provider/engine";
+import { anyFileContains, filesUnder, pattern, setupEncrypted, tempEngine, ZONE, type TestEngine } from "./helpers";
+
+let t: TestEngine;
+afterEach(() => t?.cleanup());
+
+const blockFiles = (dir: string) => filesUnder(path.join(dir, "blocks"));
+
+async function rejection(p: Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as { code: string; message: string };
+  }
+  throw new Error("expected the promise to reject");
+}
+
+function plainSetup(e: Engine) {
+  const disk = e.createDisk({ zone: ZONE, sizeGb: 10, encrypt: false });
+  const instance = e.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" });
+  return e.attachDisk({ diskId: disk.diskId, instanceId: instance.instanceId });
+}
+
+/** Random data with all-zero units and odd-sized pieces mixed in. */
+function mixed(n: number, seed: number): Buffer {
+  const b = crypto.createHash("sha256").update(String(seed)).digest();
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i += 32) b.copy(out, i, 0, Math.min(32, n - i));
+  for (let u = 0; u * UNIT < n; u++) {
+    if (u % 5 === 2) out.fill(0, u * UNIT, Math.min(n, (u + 1) * UNIT)); // a zero unit: a hole
+    else if (u * UNIT + 4 <= n) out.writeUInt32LE((u ^ seed) >>> 0, u * UNIT); // units differ
+  }
+  return out;
+}
+
+describe.each([
+  ["with a cipher worker", 1],
+  ["on the calling thread only", 0],
+])("asynchronous I/O %s", (_label, cipherThreads) => {
+  beforeEach(() => (t = tempEngine({ cipherThreads })));
+
+  test("W1: what writeAsync stores, read and readAsync return, at aligned and unaligned offsets, encrypted and plain", async () => {
+    const { att } = setupEncrypted(t.engine);
+    const plainAtt = plainSetup(t.engine);
+    const model = { enc: Buffer.alloc(16 << 20), plain: Buffer.alloc(16 << 20) };
+    const writes: [number, number][] = [
+      [0, 4 << 20],
+      [UNIT * 70 + 123, 3 * UNIT + 77],
+      [5 << 20, 1],
+      [7 * UNIT - 10, 20],
+      [(8 << 20) + UNIT, 40 * UNIT],
+      [2 * UNIT, 6 * UNIT], // overwrite inside the first write
+    ];
+    let seed = 1;
+    for (const [off, len] of writes) {
+      const data = mixed(len, seed++);
+      data.copy(model.enc, off);
+      data.copy(model.plain, off);
+      await t.engine.writeAsync(att.attachmentId, off, data);
+      await t.engine.writeAsync(plainAtt.attachmentId, off, data);
+    }
+    for (const [a, m] of [
+      [att.attachmentId, model.enc],
+      [plainAtt.attachmentId, model.plain],
+    ] as const) {
+      expect((await t.engine.readAsync(a, 0, 16 << 20)).equals(m)).toBe(true);
+      expect(t.engine.read(a, 0, 16 << 20).equals(m)).toBe(true);
+      for (const [off, len] of [
+        [UNIT * 70 + 100, 5 * UNIT],
+        [7, 13],
+        [(8 << 20) - 5, UNIT + 10],
+        [15 << 20, 1 << 20],
+      ]) {
+        expect((await t.engine.readAsync(a, off, len)).equals(m.subarray(off, off + len))).toBe(true);
+      }
+    }
+    expect(t.engine.check().problems).toEqual([]);
+    const handed = (t.engine as unknown as { blocks: { pool: { handed: { seal: number; open: number } } } }).blocks.pool.handed;
+    if (cipherThreads > 0) expect(Math.min(handed.seal, handed.open)).toBeGreaterThan(0);
+    else expect(handed).toEqual({ seal: 0, open: 0 });
+  });
+
+  test("K1: writeAsync leaves only ciphertext on storage; zero units stay holes", async () => {
+    const { att } = setupEncrypted(t.engine);
+    const data = pattern(4 << 20, "ASYNC-SECRET");
+    data.fill(0, UNIT, 3 * UNIT);
+    await t.engine.writeAsync(att.attachmentId, 0, data);
+    t.engine.flush(att.attachmentId);
+    expect(anyFileContains(t.dir, Buffer.from("ASYNC-SECRET-0123456789-"))).toBeNull();
+    const [file] = blockFiles(t.dir);
+    expect(fs.statSync(file).size).toBe(62 * UNIT); // 64 units written, 2 of them zeros
+    expect((await t.engine.readAsync(att.attachmentId, 0, 4 << 20)).equals(data)).toBe(true);
+  });
+
+  test("a flipped stored byte makes readAsync reject with DataIntegrity, never return garbage", async () => {
+    const { att } = setupEncrypted(t.engine);
+    await t.engine.writeAsync(att.attachmentId, 0, pattern(16 * UNIT));
+    t.engine.flush(att.attachmentId);
+    const [file] = blockFiles(t.dir);
+    const fd = fs.openSync(file, "r+");
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, 9 * UNIT + 5);
+    b[0] ^= 0x40;
+    fs.writeSync(fd, b, 0, 1, 9 * UNIT + 5);
+    fs.closeSync(fd);
+    const err = await rejection(t.engine.readAsync(att.attachmentId, 0, 16 * UNIT));
+    expect(err.code).toBe(ErrorCodes.DataIntegrity);
+    expect(err.message).toMatch(/unit 9 .* failed authentication/);
+    expect((await t.engine.readAsync(att.attachmentId, 0, 9 * UNIT)).equals(pattern(16 * UNIT).subarray(0, 9 * UNIT))).toBe(true);
+  });
+
+  test("many reads and writes in flight at once on two disks: every write lands whole, the map stays consistent", async () => {
+    const { att } = setupEncrypted(t.engine);
+    const plainAtt = plainSetup(t.engine);
+    const ops: Promise<unknown>[] = [];
+    const final = new Map<string, Buffer>();
+    for (let i = 0; i < 24; i++) {
+      for (const a of [att.attachmentId, plainAtt.attachmentId]) {
+        const data = mixed(UNIT * (1 + (i % 9)) + (i % 3) * 1000, i * 7 + a.length);
+        const off = i * 20 * UNIT + (i % 2) * 300;
+        final.set(`${a}:${off}`, data);
+        ops.push(t.engine.writeAsync(a, off, data));
+        ops.push(t.engine.readAsync(a, Math.max(0, off - UNIT), 4 * UNIT));
+      }
+    }
+    await Promise.all(ops);
+    for (const [k, data] of final) {
+      const [a, off] = [k.slice(0, k.lastIndexOf(":")), Number(k.slice(k.lastIndexOf(":") + 1))];
+      expect((await t.engine.readAsync(a, off, data.length)).equals(data)).toBe(true);
+    }
+    expect(t.engine.check().problems).toEqual([]);
+  });
+
+  test("K4: releaseKeys while writes are in flight neither loses them nor seals anything with a zeroed key", async () => {
+    const { att } = setupEncrypted(t.engine);
+    const data = mixed(4 << 20, 99);
+    const pending = t.engine.writeAsync(att.attachmentId, 0, data);
+    const reading = t.engine.readAsync(att.attachmentId, 0, 4 << 20);
+    t.engine.releaseKeys(); // zeroes the shared working key while both operations await
+    await pending;
+    await reading;
+    t.reopen();
+    expect((await t.engine.readAsync(att.attachmentId, 0, 4 << 20)).equals(data)).toBe(true);
+    expect(t.engine.check().problems).toEqual([]);
+  });
+
+  test("W1: a write whose disk is detached before it commits changes nothing and frees its reserved slots", async () => {
+    const { disk, instance, att } = setupEncrypted(t.engine);
+    const first = mixed(2 << 20, 5);
+    await t.engine.writeAsync(att.attachmentId, 0, first);
+    const pending = t.engine.writeAsync(att.attachmentId, 0, mixed(2 << 20, 6));
+    t.engine.detachDisk(att.attachmentId);
+    const err = await rejection(pending);
+    expect(err.code).toBe(ErrorCodes.NotAttached);
+    expect(t.engine.check().problems).toEqual([]);
+    const again = t.engine.attachDisk({ diskId: disk.diskId, instanceId: instance.instanceId });
+    expect((await t.engine.readAsync(again.attachmentId, 0, 2 << 20)).equals(first)).toBe(true);
+  });
+
+  test("a read in flight while its disk is detached and deleted ends cleanly: its data, or NotAttached", async () => {
+    const { disk, att } = setupEncrypted(t.engine);
+    const data = mixed(4 << 20, 8);
+    await t.engine.writeAsync(att.attachmentId, 0, data);
+    const reading = t.engine.readAsync(att.attachmentId, 0, 4 << 20);
+    t.engine.detachDisk(att.attachmentId);
+    t.engine.deleteDisk(disk.diskId); // closes (after the read) and removes the block file
+    try {
+      expect((await reading).equals(data)).toBe(true);
+    } catch (e) {
+      expect((e as { code: string }).code).toMatch(/NotAttached|NotFound/);
+    }
+    expect(blockFiles(t.dir)).toEqual([]);
+    expect(t.engine.check().problems).toEqual([]);
+  });
+});
+
+describe("asynchronous writes and killed processes", () => {
+  beforeEach(() => (t = tempEngine()));
+
+  test("W1: a process killed with writes in flight leaves the last committed data and no leaked slots once the next open sweeps", async () => {
+    const engineJs = path.resolve(__dirname, "../../dist/provider/engine/index.js");
+    const { att } = setupEncrypted(t.engine);
+    const base = mixed(8 << 20, 11);
+    await t.engine.writeAsync(att.attachmentId, 0, base);
+    t.engine.close();
+    // The child overwrites the disk forever with 4 MiB async writes (two in flight) and says
+    // when the first ones committed; it is killed mid-stream.
+    const child = `
+      const { openEngine } = require(${JSON.stringify(engineJs)});
+      const e = openEngine({ dir: ${JSON.stringify(t.dir)}, kmsRootKeyFile: ${JSON.stringify(t.keyFile)}, cipherThreads: 1 });
+      const data = Buffer.alloc(4 << 20, "K");
+      let n = 0;
+      const loop = async (off) => { for (;;) { await e.writeAsync(${JSON.stringify(att.attachmentId)}, off, data); if (++n === 4) process.stdout.write("go"); } };
+      loop(0); loop(4 << 20);
+    `;
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn(process.execPath, ["-e", child], { stdio: ["ignore", "pipe", "pipe"] });
+      let err = "";
+      p.stderr.on("data", (d) => (err += d));
+      p.stdout.on("data", () => setTimeout(() => p.kill("SIGKILL"), 30));
+      p.on("exit", (code, sig) => (sig === "SIGKILL" ? resolve() : reject(new Error(`child exited ${code}: ${err}`))));
+    });
+    const e = openEngine({ dir: t.dir, kmsRootKeyFile: t.keyFile });
+    t.engine = e;
+    expect(e.check().problems).toEqual([]);
+    const after = await e.readAsync(att.attachmentId, 0, 8 << 20);
+    // Each 64 KiB unit is either the old data or the child's, never torn or zero.
+    for (let u = 0; u < 128; u++) {
+      const got = after.subarray(u * UNIT, (u + 1) * UNIT);
+      const old = base.subarray(u * UNIT, (u + 1) * UNIT);
+      expect(got.equals(old) || got.equals(Buffer.alloc(UNIT, "K"))).toBe(true);
+    }
+    expect(after.subarray(0, UNIT).equals(Buffer.alloc(UNIT, "K"))).toBe(true); // the first writes committed
+  });
+
+  test("a reservation of a live process is never swept; one of a dead process is", () => {
+    t.engine.authorizeKms();
+    const { disk } = setupEncrypted(t.engine);
+    const db = (t.engine as unknown as { db: { prepare(s: string): { run(...a: unknown[]): unknown; get(...a: unknown[]): unknown } } }).db;
+    const lineage = (db.prepare("SELECT lineage_id FROM disks WHERE disk_id = ?").get(disk.diskId) as { lineage_id: string }).lineage_id;
+    // Reserve two slots as if for two writers: this (live) process and one that exited.
+    const dead = spawnSyncPid();
+    db.prepare("UPDATE lineages SET next_slot = next_slot + 2 WHERE lineage_id = ?").run(lineage);
+    db.prepare("INSERT INTO slot_reservations (lineage_id, slot, pid, created_at) VALUES (?, 0, ?, 'x'), (?, 1, ?, 'x')").run(lineage, process.pid, lineage, dead);
+    expect(t.engine.check().problems).toEqual([]); // live reservation counted, dead one freed
+    expect(db.prepare("SELECT COUNT(*) AS n FROM slot_reservations").get()).toEqual({ n: 1 });
+    expect(db.prepare("SELECT slot FROM free_slots WHERE lineage_id = ?").get(lineage)).toEqual({ slot: 1 });
+  });
+});
+
+/** The pid of a process that has exited. */
+function spawnSyncPid(): number {
+  const r = require("child_process").spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]);
+  return Number(String(r.stdout));
+}
