@@ -21,11 +21,21 @@ export interface ExportBackend {
   list(): ExportInfo[];
   /** The PSK for an identity, or null when the identity is unknown (handshake fails). */
   pskKey(identity: string): Buffer | null;
-  read(name: string, offset: number, length: number): Buffer;
-  write(name: string, offset: number, data: Buffer): void;
+  /**
+   * Read `length` bytes at `offset`. May return a Promise: the server keeps several reads and
+   * writes of a connection in flight at once and replies as each one completes.
+   */
+  read(name: string, offset: number, length: number): Buffer | Promise<Buffer>;
+  /**
+   * Write `data` at `offset`; done (durable against a process kill) when it returns or its
+   * Promise resolves, and a failed write must change nothing. The server may call `read` and
+   * `write` again before earlier Promises settle; in-flight writes overlap only when a client
+   * sent overlapping writes without waiting, whose order NBD leaves to the server.
+   */
+  write(name: string, offset: number, data: Buffer): void | Promise<void>;
   writeZeroes(name: string, offset: number, length: number): void;
   trim(name: string, offset: number, length: number): void;
-  /** Durable against power loss when it returns. */
+  /** Every write that completed before the call is durable against power loss when it returns. */
   flush(name: string): void;
   /** Called when the last client connection closes: drop cached key material. */
   release?(): void;

@@ -1,7 +1,9 @@
 /**
  * The engine as an ExportBackend: every current attachment is an export named by its
  * attachment id, sized by its capacityBytes (L6), keyed by its 0600 psktool key file.
- * All I/O goes through the engine's encrypted block store.
+ * All I/O goes through the engine's encrypted block store; reads and writes take its
+ * asynchronous path (file I/O on libuv's thread pool, AES-GCM shared with a worker thread), so
+ * the requests a connection keeps in flight overlap cipher work with I/O.
  */
 import type { Engine } from "../types";
 import { ExportBackend, ExportInfo, readPskFile } from "./backend";
@@ -24,12 +26,12 @@ export class EngineBackend implements ExportBackend {
     return readPskFile(att.pskFile, att.pskIdentity || att.attachmentId);
   }
 
-  read(name: string, offset: number, length: number): Buffer {
-    return this.engine.read(name, offset, length);
+  read(name: string, offset: number, length: number): Promise<Buffer> {
+    return this.engine.readAsync(name, offset, length);
   }
 
-  write(name: string, offset: number, data: Buffer): void {
-    this.engine.write(name, offset, data);
+  write(name: string, offset: number, data: Buffer): Promise<void> {
+    return this.engine.writeAsync(name, offset, data);
   }
 
   writeZeroes(name: string, offset: number, length: number): void {

@@ -8,10 +8,18 @@
  * STRUCTURED_REPLY (zero units of a read go as holes), LIST/SET_META_CONTEXT (none offered).
  * Transmission: READ, WRITE, FLUSH, TRIM, WRITE_ZEROES, DISC; FUA means flush before the reply.
  *
- * The backend is synchronous (the engine is), so each connection handles one request at a
- * time, in order; while a request runs, further requests queue in the socket and the reader
- * pauses the socket past a high-water mark, and the loop waits for 'drain' when replies back
- * up (backpressure both ways).
+ * Requests run concurrently per connection: the loop keeps reading requests while earlier ones
+ * are in flight, up to MAX_INFLIGHT_REQUESTS requests and MAX_INFLIGHT_BYTES of READ/WRITE
+ * payload, and stops reading at the bound (the reader then pauses the socket past its
+ * high-water mark). READ and WRITE go to the backend, which may answer with a Promise (the
+ * engine's asynchronous path); each reply goes out, as whole messages, when its request
+ * completes, so replies may come out of order (matched by handle, as NBD allows). Ordering that
+ * NBD requires is kept: a FLUSH waits for the writes (WRITE, TRIM, WRITE_ZEROES) in flight on
+ * its connection before flushing; TRIM and WRITE_ZEROES wait for in-flight writes that overlap
+ * them; FUA flushes after the request's own write. NBD_CMD_DISC waits for in-flight requests
+ * and sends their replies before closing; a connection that closes otherwise drops their
+ * replies, and the backend's release runs only once none is in flight. The loop waits for
+ * 'drain' when replies back up.
  */
 import * as crypto from "node:crypto";
 import * as net from "node:net";
@@ -70,7 +78,14 @@ const TRANSMISSION_FLAGS =
 
 /** Reply bytes queued on a connection before it stops taking requests until the client reads. */
 const REPLY_HIGH_WATER = 4 * 1024 * 1024;
-/** Open connections allowed at once (each may hold up to ~40 MiB of buffers). */
+/** Requests a connection keeps in flight at once; past it, no further request is read. */
+export const MAX_INFLIGHT_REQUESTS = 16;
+/**
+ * READ lengths plus WRITE payloads a connection keeps in flight at once; a request that would
+ * pass it waits (one request, up to MAX_PAYLOAD, always fits).
+ */
+export const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
+/** Open connections allowed at once (each may hold up to ~110 MiB of buffers: requests in flight, read-ahead, replies). */
 const MAX_CONNECTIONS = 256;
 /** How long a client may take to negotiate before it is dropped. */
 const NEGOTIATION_TIMEOUT_MS = 30_000;
@@ -84,6 +99,28 @@ function errorPayload(error: number, message = ""): Buffer {
   b.writeUInt16BE(m.length, 4);
   m.copy(b, 6);
   return b;
+}
+
+function isPromise<T>(x: T | Promise<T>): x is Promise<T> {
+  return typeof (x as { then?: unknown } | null | undefined)?.then === "function";
+}
+
+/** One transmission request as read from the wire. */
+interface Request {
+  type: number;
+  flags: number;
+  handle: Buffer;
+  offBig: bigint;
+  length: number;
+  payload?: Buffer;
+}
+
+/** A request in flight on a connection. */
+interface InFlight {
+  /** Settles (never rejects) once the request completed and its reply was sent (or dropped). */
+  done: Promise<void>;
+  /** The bytes a WRITE, TRIM or WRITE_ZEROES changes; absent for other requests. */
+  range?: { from: number; to: number };
 }
 
 let connectionSeq = 0;
@@ -106,12 +143,20 @@ class Connection {
   private readonly peer: string;
   private negotiationTimer: NodeJS.Timeout | null = null;
   private requests = 0;
+  /** Requests started and not yet completed, and the READ/WRITE bytes they hold. */
+  private readonly inflight = new Set<InFlight>();
+  private inflightBytes = 0;
+  private settleWaiters: (() => void)[] = [];
+  /** Resolves once the connection is closed, nothing of it is in flight and the server was told. */
+  readonly finished: Promise<void>;
+  private markFinished: () => void = () => undefined;
 
   constructor(private readonly server: NbdServer, private readonly raw: net.Socket) {
     this.peer = `${raw.remoteAddress}:${raw.remotePort}`;
     raw.setNoDelay(true);
     this.stream = raw;
     this.reader = new Reader(raw);
+    this.finished = new Promise((resolve) => (this.markFinished = resolve));
     // Errors surface through the reader; keep unhandled 'error' events from crashing the process.
     raw.on("error", () => undefined);
   }
@@ -149,7 +194,12 @@ class Connection {
     }, 2000);
     t.unref();
     s.once("close", () => clearTimeout(t));
-    this.server.connectionClosed(this);
+    // Requests still in flight complete (their replies are dropped) before the server may
+    // release the backend's keys or close it.
+    void this.idle().then(() => {
+      this.server.connectionClosed(this);
+      this.markFinished();
+    });
   }
 
   get isClosed(): boolean {
@@ -510,45 +560,95 @@ class Connection {
     const name = this.exportName as string;
     for (;;) {
       if (this.closed) return;
+      // At the bound: read no further request until one in flight completes.
+      while (this.inflight.size >= MAX_INFLIGHT_REQUESTS) await this.oneSettled();
+      if (this.closed) return;
       const h = await this.reader.read(28);
       const magic = h.readUInt32BE(0);
       if (magic !== P.REQUEST_MAGIC) throw new Disconnect(`bad request magic 0x${magic.toString(16)}`);
-      const flags = h.readUInt16BE(4);
-      const type = h.readUInt16BE(6);
-      const handle = Buffer.from(h.subarray(8, 16));
-      const offBig = h.readBigUInt64BE(16);
-      const length = h.readUInt32BE(24);
-      let payload: Buffer | undefined;
-      if (type === P.NBD_CMD_WRITE) {
-        // The payload cannot be skipped safely past the advertised maximum: hard disconnect.
-        if (length > P.MAX_PAYLOAD) throw new Disconnect(`WRITE of ${length} bytes exceeds the maximum payload ${P.MAX_PAYLOAD}`);
-        payload = await this.reader.read(length);
-      }
-      if (type === P.NBD_CMD_DISC) {
+      const req: Request = {
+        flags: h.readUInt16BE(4),
+        type: h.readUInt16BE(6),
+        handle: Buffer.from(h.subarray(8, 16)),
+        offBig: h.readBigUInt64BE(16),
+        length: h.readUInt32BE(24),
+      };
+      // The payload cannot be skipped safely past the advertised maximum: hard disconnect.
+      if (req.type === P.NBD_CMD_WRITE && req.length > P.MAX_PAYLOAD) throw new Disconnect(`WRITE of ${req.length} bytes exceeds the maximum payload ${P.MAX_PAYLOAD}`);
+      // Bytes this request holds while in flight (a READ over the maximum is refused, holding none).
+      const cost = req.type === P.NBD_CMD_WRITE || (req.type === P.NBD_CMD_READ && req.length <= P.MAX_PAYLOAD) ? req.length : 0;
+      while (this.inflight.size > 0 && this.inflightBytes + cost > MAX_INFLIGHT_BYTES) await this.oneSettled();
+      if (req.type === P.NBD_CMD_WRITE) req.payload = await this.reader.read(req.length);
+      if (req.type === P.NBD_CMD_DISC) {
         this.log("client disconnected (NBD_CMD_DISC)");
+        // NBD: handle every outstanding request before closing.
+        await this.idle();
         return;
       }
       if (this.closed) return;
       this.requests++;
       const e = this.server.findExport(name);
       if (!e) {
-        this.reply(handle, P.NBD_ESHUTDOWN);
+        this.reply(req.handle, P.NBD_ESHUTDOWN);
+        await this.idle();
         throw new Disconnect(`export ${name} is gone (detached)`);
       }
-      const error = this.execute(e, type, flags, offBig, length, payload, handle);
-      if (error !== 0) {
-        // With structured replies a READ must be answered by chunks, errors included.
-        if (this.structured && type === P.NBD_CMD_READ) this.chunk(handle, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_ERROR, errorPayload(error));
-        else this.reply(handle, error);
-      }
+      this.begin(e, req, cost);
       // Let replies queue up to a bound (so reading the next request overlaps sending), then wait.
       if (this.stream.writableLength > REPLY_HIGH_WATER) await this.drain();
     }
   }
 
-  /** Runs one request; sends the reply itself on success of READ, returns the error otherwise (0: reply sent). */
-  private execute(e: ExportInfo, type: number, flags: number, offBig: bigint, length: number, payload: Buffer | undefined, handle: Buffer): number {
+  /** Resolves when some request in flight completes. */
+  private oneSettled(): Promise<void> {
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  /** Resolves once no request of this connection is in flight. */
+  private async idle(): Promise<void> {
+    while (this.inflight.size) await Promise.all([...this.inflight].map((r) => r.done));
+  }
+
+  /** Starts a request: it runs (after what it must wait for) and replies on its own. */
+  private begin(e: ExportInfo, req: Request, cost: number): void {
     const size = BigInt(Math.min(this.exportSize, e.size));
+    const modifying = req.type === P.NBD_CMD_WRITE || req.type === P.NBD_CMD_TRIM || req.type === P.NBD_CMD_WRITE_ZEROES;
+    const end = req.offBig + BigInt(req.length);
+    const range = modifying && req.length > 0 && end <= size ? { from: Number(req.offBig), to: Number(end) } : undefined;
+    // What this request waits for is fixed now, from the requests already in flight: a FLUSH
+    // covers every write in flight on this connection, TRIM / WRITE_ZEROES the overlapping ones.
+    let after: Promise<void>[] = [];
+    if (req.type === P.NBD_CMD_FLUSH) after = [...this.inflight].filter((r) => r.range).map((r) => r.done);
+    else if (range && req.type !== P.NBD_CMD_WRITE) after = [...this.inflight].filter((r) => r.range && r.range.from < range.to && range.from < r.range.to).map((r) => r.done);
+    const entry: InFlight = { range, done: Promise.resolve() };
+    this.inflight.add(entry);
+    this.inflightBytes += cost;
+    entry.done = this.serve(e, req, size, after)
+      .catch((err) => this.log(`request type ${req.type} failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        this.inflight.delete(entry);
+        this.inflightBytes -= cost;
+        for (const wake of this.settleWaiters.splice(0)) wake();
+      });
+  }
+
+  private async serve(e: ExportInfo, req: Request, size: bigint, after: Promise<void>[]): Promise<void> {
+    if (after.length) {
+      await Promise.all(after);
+      // The client is gone: nobody waits for this reply, and a TRIM or FLUSH not yet started is safely dropped.
+      if (this.closed) return;
+    }
+    const error = await this.execute(e, req, size);
+    if (error !== 0) {
+      // With structured replies a READ must be answered by chunks, errors included.
+      if (this.structured && req.type === P.NBD_CMD_READ) this.chunk(req.handle, P.NBD_REPLY_FLAG_DONE, P.NBD_REPLY_TYPE_ERROR, errorPayload(error));
+      else this.reply(req.handle, error);
+    }
+  }
+
+  /** Runs one request; sends the reply itself on success, returns the error otherwise (0: reply sent). */
+  private async execute(e: ExportInfo, req: Request, size: bigint): Promise<number> {
+    const { type, flags, offBig, length, payload, handle } = req;
     const inRange = offBig + BigInt(length) <= size;
     const offset = Number(offBig);
     const fua = (flags & P.NBD_CMD_FLAG_FUA) !== 0;
@@ -560,7 +660,8 @@ class Connection {
           if (bad(P.NBD_CMD_FLAG_FUA | (this.structured ? P.NBD_CMD_FLAG_DF : 0))) return P.NBD_EINVAL;
           if (length > P.MAX_PAYLOAD) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_EINVAL;
-          const data = length ? be.read(e.name, offset, length) : Buffer.alloc(0);
+          let data = length ? be.read(e.name, offset, length) : Buffer.alloc(0);
+          if (isPromise(data)) data = await data;
           if (this.structured) this.structuredRead(handle, offset, data, (flags & P.NBD_CMD_FLAG_DF) !== 0);
           else this.reply(handle, 0, data.length ? data : undefined);
           return 0;
@@ -568,7 +669,10 @@ class Connection {
         case P.NBD_CMD_WRITE:
           if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_ENOSPC;
-          if (length) be.write(e.name, offset, payload as Buffer);
+          if (length) {
+            const done = be.write(e.name, offset, payload as Buffer);
+            if (isPromise(done)) await done;
+          }
           if (fua) be.flush(e.name);
           break;
         case P.NBD_CMD_FLUSH:
@@ -747,8 +851,11 @@ export class NbdServer {
     this.closing = true;
     if (this.poll) clearInterval(this.poll);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const finished = [...this.connections].map((c) => c.finished);
     for (const c of [...this.connections]) c.close("server shutting down");
     await closed;
+    // Requests in flight finish before the backend is released and closed under them.
+    await Promise.all(finished);
     try {
       this.backend.release?.();
       this.backend.close?.();
