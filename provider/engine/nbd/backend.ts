@@ -23,7 +23,8 @@ export interface ExportBackend {
   pskKey(identity: string): Buffer | null;
   /**
    * Read `length` bytes at `offset`. May return a Promise: the server keeps several reads and
-   * writes of a connection in flight at once and replies as each one completes.
+   * writes of a connection in flight at once and replies as each one completes. The Buffer is
+   * the caller's: the server may hand it to the socket as it is, so the backend must not reuse it.
    */
   read(name: string, offset: number, length: number): Buffer | Promise<Buffer>;
   /**

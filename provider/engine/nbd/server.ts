@@ -46,6 +46,10 @@ export interface NbdServerOptions {
    * holes instead of zeros, so sparse regions cost neither cipher nor network work.
    */
   structuredReplies?: boolean;
+  /** Requests one connection keeps in flight at once (default MAX_INFLIGHT_REQUESTS; 1 runs them one at a time). */
+  maxInflightRequests?: number;
+  /** READ/WRITE payload bytes one connection keeps in flight at once (default MAX_INFLIGHT_BYTES). */
+  maxInflightBytes?: number;
 }
 
 /**
@@ -91,6 +95,8 @@ const MAX_CONNECTIONS = 256;
 const NEGOTIATION_TIMEOUT_MS = 30_000;
 
 const ZERO_UNIT = Buffer.alloc(P.PREFERRED_BLOCK_SIZE);
+/** Reply payloads smaller than this are copied behind their header (one write); larger ones are written as they are. */
+const COPY_BELOW = 16 * 1024;
 
 function errorPayload(error: number, message = ""): Buffer {
   const m = Buffer.from(message, "utf8");
@@ -489,35 +495,37 @@ class Connection {
 
   // ---- transmission ----
 
+  /**
+   * Writes one whole message: a header and the payload after it. Both writes happen in the same
+   * synchronous step, so no other message can come between them on the stream; a large payload
+   * goes as its own write instead of being copied behind the header.
+   */
+  private message(header: Buffer, payload?: Buffer): void {
+    if (!payload || payload.length === 0) this.write(header);
+    else if (payload.length >= COPY_BELOW) {
+      this.write(header);
+      this.write(payload);
+    } else this.write(Buffer.concat([header, payload]));
+  }
+
   private reply(handle: Buffer, error: number, data?: Buffer): void {
-    if (data && data.length) {
-      const b = Buffer.allocUnsafe(16 + data.length);
-      b.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0);
-      b.writeUInt32BE(error, 4);
-      handle.copy(b, 8);
-      data.copy(b, 16);
-      this.write(b);
-    } else {
-      const b = Buffer.allocUnsafe(16);
-      b.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0);
-      b.writeUInt32BE(error, 4);
-      handle.copy(b, 8);
-      this.write(b);
-    }
+    const b = Buffer.allocUnsafe(16);
+    b.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0);
+    b.writeUInt32BE(error, 4);
+    handle.copy(b, 8);
+    this.message(b, data);
   }
 
   private chunk(handle: Buffer, flags: number, type: number, payload: Buffer, prefix?: Buffer): void {
     const plen = payload.length + (prefix ? prefix.length : 0);
-    const b = Buffer.allocUnsafe(20 + plen);
+    const b = Buffer.allocUnsafe(20 + (prefix ? prefix.length : 0));
     b.writeUInt32BE(P.STRUCTURED_REPLY_MAGIC, 0);
     b.writeUInt16BE(flags, 4);
     b.writeUInt16BE(type, 6);
     handle.copy(b, 8);
     b.writeUInt32BE(plen, 16);
-    let at = 20;
-    if (prefix) at += prefix.copy(b, at);
-    payload.copy(b, at);
-    this.write(b);
+    if (prefix) prefix.copy(b, 20);
+    this.message(b, payload);
   }
 
   /**
@@ -561,7 +569,7 @@ class Connection {
     for (;;) {
       if (this.closed) return;
       // At the bound: read no further request until one in flight completes.
-      while (this.inflight.size >= MAX_INFLIGHT_REQUESTS) await this.oneSettled();
+      while (this.inflight.size >= this.server.maxInflightRequests) await this.oneSettled();
       if (this.closed) return;
       const h = await this.reader.read(28);
       const magic = h.readUInt32BE(0);
@@ -577,7 +585,7 @@ class Connection {
       if (req.type === P.NBD_CMD_WRITE && req.length > P.MAX_PAYLOAD) throw new Disconnect(`WRITE of ${req.length} bytes exceeds the maximum payload ${P.MAX_PAYLOAD}`);
       // Bytes this request holds while in flight (a READ over the maximum is refused, holding none).
       const cost = req.type === P.NBD_CMD_WRITE || (req.type === P.NBD_CMD_READ && req.length <= P.MAX_PAYLOAD) ? req.length : 0;
-      while (this.inflight.size > 0 && this.inflightBytes + cost > MAX_INFLIGHT_BYTES) await this.oneSettled();
+      while (this.inflight.size > 0 && this.inflightBytes + cost > this.server.maxInflightBytes) await this.oneSettled();
       if (req.type === P.NBD_CMD_WRITE) req.payload = await this.reader.read(req.length);
       if (req.type === P.NBD_CMD_DISC) {
         this.log("client disconnected (NBD_CMD_DISC)");
@@ -714,6 +722,8 @@ export class NbdServer {
   readonly backend: ExportBackend;
   readonly secureContext: tls.SecureContext;
   readonly structuredReplies: boolean;
+  readonly maxInflightRequests: number;
+  readonly maxInflightBytes: number;
   private readonly opts: NbdServerOptions;
   private readonly server: net.Server;
   private exports = new Map<string, ExportInfo>();
@@ -727,6 +737,8 @@ export class NbdServer {
     this.opts = opts;
     this.backend = opts.backend;
     this.structuredReplies = opts.structuredReplies ?? true;
+    this.maxInflightRequests = Math.max(1, Math.floor(opts.maxInflightRequests ?? MAX_INFLIGHT_REQUESTS));
+    this.maxInflightBytes = Math.max(1, Math.floor(opts.maxInflightBytes ?? MAX_INFLIGHT_BYTES));
     this.logLine = opts.log ?? ((line) => process.stdout.write(`${line}\n`));
     this.secureContext = tls.createSecureContext({
       minVersion: "TLSv1.2",
