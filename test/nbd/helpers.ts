@@ -57,6 +57,11 @@ export class RawClient {
     return this.reader.read(n);
   }
 
+  /** Bytes received and not read yet (0: nothing arrived since the last read). */
+  get buffered(): number {
+    return this.reader.buffered;
+  }
+
   send(b: Buffer): void {
     this.stream.write(b);
   }
@@ -132,6 +137,26 @@ export class RawClient {
     if (h.readUInt32BE(0) !== P.SIMPLE_REPLY_MAGIC) throw new Error("bad reply magic");
     const error = h.readUInt32BE(4);
     return { error, handle: h.readBigUInt64BE(8), data: error === 0 && dataLength ? await this.read(dataLength) : Buffer.alloc(0) };
+  }
+
+  /**
+   * The next simple reply, whichever request it answers (replies may come out of order): the
+   * payload length of a successful READ is looked up by handle in `readLengths`.
+   */
+  async anyReply(readLengths: Map<bigint, number> = new Map()): Promise<{ error: number; handle: bigint; data: Buffer }> {
+    const h = await this.read(16);
+    if (h.readUInt32BE(0) !== P.SIMPLE_REPLY_MAGIC) throw new Error(`bad reply magic 0x${h.readUInt32BE(0).toString(16)}`);
+    const error = h.readUInt32BE(4);
+    const handle = h.readBigUInt64BE(8);
+    const n = error === 0 ? readLengths.get(handle) ?? 0 : 0;
+    return { error, handle, data: n ? await this.read(n) : Buffer.alloc(0) };
+  }
+
+  /** The next structured reply chunk, whichever request it belongs to. */
+  async anyChunk(): Promise<{ flags: number; type: number; handle: bigint; payload: Buffer }> {
+    const h = await this.read(20);
+    if (h.readUInt32BE(0) !== P.STRUCTURED_REPLY_MAGIC) throw new Error(`bad structured reply magic 0x${h.readUInt32BE(0).toString(16)}`);
+    return { flags: h.readUInt16BE(4), type: h.readUInt16BE(6), handle: h.readBigUInt64BE(8), payload: await this.read(h.readUInt32BE(16)) };
   }
 
   /** Chunks of one structured reply, up to the DONE flag; `data` is the read reassembled (holes as zeros). */
