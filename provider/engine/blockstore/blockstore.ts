@@ -515,11 +515,17 @@ export class BlockStore {
             }
             opens.push(
               later(this.pool.open(key, owner.lineageId, rowsP.map((r) => r.idx), Buffer.from(nonces.buffer), Buffer.from(tags.buffer), scratch.buffer as ArrayBuffer).then((res) => {
-                this.giveScratch({ scratch: Buffer.from(res.buf) });
-                if ("failed" in res) this.authFailed(owner, rowsP[res.failed]);
-                for (let k = 0; k < rowsP.length; k++) {
-                  if (cached && this.cacheEpoch(owner.lineageId) === epoch) this.cachePut(owner, rowsP[k], res.plain[k]);
-                  place(rowsP[k], res.plain[k]);
+                const back = Buffer.from(res.buf);
+                try {
+                  if ("failed" in res) this.authFailed(owner, rowsP[res.failed]);
+                  for (let k = 0; k < rowsP.length; k++) {
+                    const plain = back.subarray(k * UNIT, (k + 1) * UNIT);
+                    if (cached && this.cacheEpoch(owner.lineageId) === epoch) this.cachePut(owner, rowsP[k], Buffer.from(plain));
+                    place(rowsP[k], plain);
+                  }
+                } finally {
+                  back.fill(0, 0, rowsP.length * UNIT); // scratch buffers hold only ciphertext between uses
+                  this.giveScratch({ scratch: back });
                 }
               })),
             );
@@ -612,14 +618,19 @@ export class BlockStore {
           sealed.push(...units);
           const first = slots[i];
           inflight.push(
-            later(this.pool.seal(key, owner.lineageId, units.map((u) => u.idx), Buffer.from(new Uint8Array(nonces.subarray(12 * i, 12 * j))), carrier).then((res) => {
-              if (this.carriers.length < 2 * WRITE_DEPTH) this.carriers.push(res.buf);
-              units.forEach((u, k) => {
-                u.data = res.data[k];
-                u.tag = res.tags.subarray(16 * k, 16 * k + 16);
-              });
-              return pwritevAsync(fd, res.data, first * UNIT);
-            })),
+            later(
+              this.pool.seal(key, owner.lineageId, units.map((u) => u.idx), Buffer.from(new Uint8Array(nonces.subarray(12 * i, 12 * j))), carrier).then(async (res) => {
+                const sealedBuf = Buffer.from(res.buf, 0, units.length * UNIT);
+                units.forEach((u, k) => {
+                  u.data = sealedBuf.subarray(k * UNIT, (k + 1) * UNIT);
+                  u.tag = res.tags.subarray(16 * k, 16 * k + 16);
+                });
+                // Nothing reads the units' data after this write (the commit only maps their
+                // reserved slots), so the carrier can go back to the pool for the next piece.
+                await pwritevAsync(fd, [sealedBuf], first * UNIT);
+                if (this.carriers.length < 2 * WRITE_DEPTH) this.carriers.push(res.buf); // ciphertext only now
+              }),
+            ),
           );
         } else {
           const bufs: Buffer[] = [];

@@ -17,21 +17,20 @@ const WORKER_SOURCE = `
 const { parentPort } = require("worker_threads");
 const crypto = require("crypto");
 const UNIT = ${64 * 1024};
+// Each unit is transformed in place in the transferred buffer, which goes back as the result.
 parentPort.on("message", (m) => {
   try {
     const buf = Buffer.from(m.buf);
-    const outs = [];
-    const tags = [];
     if (m.op === "seal") {
+      const tags = Buffer.alloc(16 * m.idx.length);
       for (let k = 0; k < m.idx.length; k++) {
         const c = crypto.createCipheriv("aes-256-gcm", m.key, m.nonces.subarray(12 * k, 12 * k + 12));
         c.setAAD(Buffer.from(m.lineage + ":" + m.idx[k], "utf8"));
-        const d = c.update(buf.subarray(k * UNIT, (k + 1) * UNIT));
+        c.update(buf.subarray(k * UNIT, (k + 1) * UNIT)).copy(buf, k * UNIT);
         c.final();
-        outs.push(d.byteOffset === 0 && d.buffer.byteLength === d.length ? d.buffer : new Uint8Array(d).buffer);
-        tags.push(c.getAuthTag());
+        c.getAuthTag().copy(tags, 16 * k);
       }
-      parentPort.postMessage({ id: m.id, outs, tags: Buffer.concat(tags), buf: m.buf }, [...outs, m.buf]);
+      parentPort.postMessage({ id: m.id, tags, buf: m.buf }, [m.buf]);
     } else {
       for (let k = 0; k < m.idx.length; k++) {
         const d = crypto.createDecipheriv("aes-256-gcm", m.key, m.nonces.subarray(12 * k, 12 * k + 12));
@@ -42,13 +41,14 @@ parentPort.on("message", (m) => {
           d.final();
         } catch {
           p.fill(0);
-          for (const o of outs) new Uint8Array(o).fill(0);
+          buf.fill(0, 0, k * UNIT);
           parentPort.postMessage({ id: m.id, failed: k, buf: m.buf }, [m.buf]);
           return;
         }
-        outs.push(p.byteOffset === 0 && p.buffer.byteLength === p.length ? p.buffer : new Uint8Array(p).buffer);
+        p.copy(buf, k * UNIT);
+        p.fill(0);
       }
-      parentPort.postMessage({ id: m.id, outs, buf: m.buf }, [...outs, m.buf]);
+      parentPort.postMessage({ id: m.id, buf: m.buf }, [m.buf]);
     }
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.stack || e) });
@@ -57,15 +57,14 @@ parentPort.on("message", (m) => {
 `;
 
 export interface SealResult {
-  /** Ciphertext per unit. */
-  data: Buffer[];
+  /** The transferred buffer, now holding the units' ciphertext in place of their plaintext. */
+  buf: ArrayBuffer;
   /** 16-byte tags, one per unit, back to back. */
   tags: Buffer;
-  /** The input buffer, returned for reuse. */
-  buf: ArrayBuffer;
 }
 
-export type OpenResult = { plain: Buffer[]; buf: ArrayBuffer } | { failed: number; buf: ArrayBuffer };
+/** `buf` holds the plaintext in place of the ciphertext, or (failed) nothing readable. */
+export type OpenResult = { buf: ArrayBuffer } | { failed: number; buf: ArrayBuffer };
 
 interface Pending {
   resolve: (m: Record<string, unknown>) => void;
@@ -142,21 +141,21 @@ export class CipherPool {
   }
 
   /**
-   * Seals `idx.length` whole units held back to back in `buf` (which is transferred: the caller
-   * must not touch it until it comes back in the result).
+   * Seals `idx.length` whole units held back to back in `buf`, in place. `buf` is transferred:
+   * the caller must not touch it until it comes back in the result.
    */
   async seal(key: crypto.KeyObject, lineage: string, idx: number[], nonces: Buffer, buf: ArrayBuffer): Promise<SealResult> {
     this.handed.seal++;
     const m = await this.send({ op: "seal", key, lineage, idx, nonces, buf }, [buf]);
-    return { data: (m.outs as ArrayBuffer[]).map((b) => Buffer.from(b)), tags: Buffer.from(m.tags as Uint8Array), buf: m.buf as ArrayBuffer };
+    const tags = m.tags as Uint8Array;
+    return { buf: m.buf as ArrayBuffer, tags: Buffer.from(tags.buffer, tags.byteOffset, tags.byteLength) };
   }
 
-  /** Opens units held back to back in `buf` (transferred); `failed` names the first unit that failed authentication. */
+  /** Opens units held back to back in `buf` (transferred), in place; `failed` names the first unit that failed authentication. */
   async open(key: crypto.KeyObject, lineage: string, idx: number[], nonces: Buffer, tags: Buffer, buf: ArrayBuffer): Promise<OpenResult> {
     this.handed.open++;
     const m = await this.send({ op: "open", key, lineage, idx, nonces, tags, buf }, [buf]);
-    if (typeof m.failed === "number") return { failed: m.failed, buf: m.buf as ArrayBuffer };
-    return { plain: (m.outs as ArrayBuffer[]).map((b) => Buffer.from(b)), buf: m.buf as ArrayBuffer };
+    return typeof m.failed === "number" ? { failed: m.failed, buf: m.buf as ArrayBuffer } : { buf: m.buf as ArrayBuffer };
   }
 
   close(): void {
