@@ -6,13 +6,16 @@
  *   node dist/bench/nbd.js            (after `npm run build`)
  *
  * Environment: ENCDISK_BENCH_NBD_MIB (image size, default 1024, rounded up to whole GiB for the
- * disk), ENCDISK_BENCH_NBD_RUNS (default 3; the median run is reported).
+ * disk), ENCDISK_BENCH_NBD_RUNS (default 3; the median run is reported),
+ * ENCDISK_BENCH_NBD_REQUEST_SIZE (bytes per nbdcopy request, passed as --request-size; default:
+ * nbdcopy's, 256 KiB).
  *
  * Both servers get the same work: `nbdcopy --flush FILE URI` (write, flushed at the end) and
- * `nbdcopy URI null:` (read everything back), with nbdcopy's defaults (multi-conn, 4
- * connections, 64 requests in flight). nbdkit's memory plugin keeps data in RAM and does no
- * encryption at rest; ours encrypts every 64 KiB unit with AES-256-GCM and commits the block
- * map to SQLite per request.
+ * `nbdcopy URI null:` (read everything back), with nbdcopy's defaults (multi-conn with up to 4
+ * connections, one per core, so 2 on a 2-core machine; 64 requests of 256 KiB in flight per
+ * connection, of which our server takes up to 16 at once). nbdkit's memory plugin keeps data
+ * in RAM and does no encryption at rest; ours encrypts every 64 KiB unit with AES-256-GCM and
+ * commits the block map to SQLite per request.
  */
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -35,6 +38,8 @@ export interface NbdBenchResult {
     nbdkit_read_mibs: number | null;
     size_mib: number;
     runs: number;
+    /** nbdcopy --request-size, or null for nbdcopy's default (256 KiB). */
+    request_size: number | null;
     tls: string | null;
     samples: { server: "encdisk" | "nbdkit"; op: "write" | "read"; mibs: number }[];
     skipped?: string;
@@ -99,11 +104,13 @@ function median(xs: number[]): number {
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 
-export async function benchNbd(opts: { sizeMib?: number; runs?: number; log?: (s: string) => void } = {}): Promise<NbdBenchResult> {
+export async function benchNbd(opts: { sizeMib?: number; runs?: number; requestSize?: number; log?: (s: string) => void } = {}): Promise<NbdBenchResult> {
   const sizeMib = opts.sizeMib ?? Number(process.env.ENCDISK_BENCH_NBD_MIB || 1024);
   const runs = opts.runs ?? Number(process.env.ENCDISK_BENCH_NBD_RUNS || 3);
+  const requestSize = opts.requestSize ?? (process.env.ENCDISK_BENCH_NBD_REQUEST_SIZE ? Number(process.env.ENCDISK_BENCH_NBD_REQUEST_SIZE) : null);
+  const sizeArgs = requestSize ? [`--request-size=${requestSize}`] : [];
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
-  const empty: NbdBenchResult = { nbd: { write_mibs: null, read_mibs: null, nbdkit_write_mibs: null, nbdkit_read_mibs: null, size_mib: sizeMib, runs, tls: null, samples: [] } };
+  const empty: NbdBenchResult = { nbd: { write_mibs: null, read_mibs: null, nbdkit_write_mibs: null, nbdkit_read_mibs: null, size_mib: sizeMib, runs, request_size: requestSize, tls: null, samples: [] } };
   const missing = ["nbdcopy", "nbdkit"].filter((t) => !which(t));
   if (missing.length) {
     empty.nbd.skipped = `missing ${missing.join(", ")} (apt-get install -y libnbd-bin nbdkit)`;
@@ -117,7 +124,7 @@ export async function benchNbd(opts: { sizeMib?: number; runs?: number; log?: (s
   let server: NbdServer | null = null;
   let kit: ReturnType<typeof spawn> | null = null;
   try {
-    log(`nbd bench: ${sizeMib} MiB random image, ${runs} run(s) per server`);
+    log(`nbd bench: ${sizeMib} MiB random image, ${runs} run(s) per server${requestSize ? `, ${requestSize}-byte requests` : ""}`);
     const fd = fs.openSync(src, "w");
     for (let off = 0; off < bytes; off += 16 * MiB) fs.writeSync(fd, crypto.randomBytes(Math.min(16 * MiB, bytes - off)));
     fs.closeSync(fd);
@@ -157,9 +164,9 @@ export async function benchNbd(opts: { sizeMib?: number; runs?: number; log?: (s
     const samples: NbdBenchResult["nbd"]["samples"] = [];
     for (let i = 0; i < runs; i++) {
       for (const [name, uri] of [["encdisk", ourUri], ["nbdkit", kitUri]] as const) {
-        const w = await timed("nbdcopy", ["--flush", src, uri], bytes);
+        const w = await timed("nbdcopy", [...sizeArgs, "--flush", src, uri], bytes);
         // Reads cover the whole export; it equals the image size when the size is whole GiB.
-        const r = await timed("nbdcopy", [uri, "null:"], diskBytes);
+        const r = await timed("nbdcopy", [...sizeArgs, uri, "null:"], diskBytes);
         samples.push({ server: name, op: "write", mibs: round1(w) }, { server: name, op: "read", mibs: round1(r) });
         log(`  run ${i + 1}: ${name.padEnd(7)} write ${w.toFixed(1)} MiB/s, read ${r.toFixed(1)} MiB/s`);
       }
@@ -173,6 +180,7 @@ export async function benchNbd(opts: { sizeMib?: number; runs?: number; log?: (s
         nbdkit_read_mibs: pick("nbdkit", "read"),
         size_mib: sizeMib,
         runs,
+        request_size: requestSize,
         tls,
         samples,
       },
@@ -189,7 +197,7 @@ export function formatNbdTable(r: NbdBenchResult): string {
   if (n.skipped) return `NBD benchmark skipped: ${n.skipped}`;
   const f = (x: number | null): string => (x === null ? "-" : x.toFixed(1)).padStart(12);
   return [
-    `NBD over TLS-PSK, nbdcopy, ${n.size_mib} MiB sequential, median of ${n.runs} (${n.tls ?? "TLS ?"})`,
+    `NBD over TLS-PSK, nbdcopy${n.request_size ? ` --request-size=${n.request_size}` : ""}, ${n.size_mib} MiB sequential, median of ${n.runs} (${n.tls ?? "TLS ?"})`,
     `${"server".padEnd(34)}${"write MiB/s".padStart(12)}${"read MiB/s".padStart(12)}`,
     `${"encdisk serve (AES-256 encrypted)".padEnd(34)}${f(n.write_mibs)}${f(n.read_mibs)}`,
     `${"nbdkit memory".padEnd(34)}${f(n.nbdkit_write_mibs)}${f(n.nbdkit_read_mibs)}`,
