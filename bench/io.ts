@@ -36,6 +36,8 @@ async function timeCpuAsync(fn: () => Promise<void>): Promise<{ wallMs: number; 
 
 export interface IoOptions {
   api: "async" | "sync";
+  /** Calls in flight at once on the async path (1: each awaited before the next). */
+  queueDepth: number;
   dataBytes: number;
   chunkBytes: number;
   /** Plain and encrypted alternate every `sliceBytes` within each phase. */
@@ -95,7 +97,16 @@ export async function benchIo(base: string, opts: IoOptions): Promise<IoResult> 
       const order = s % 2 === 0 ? KINDS : [...KINDS].reverse();
       for (const kind of order) {
         const t = await timeCpuAsync(async () => {
-          for (let i = first; i < Math.min(chunks, first + perSlice); i++) await op(kind, i);
+          const end = Math.min(chunks, first + perSlice);
+          if (opts.queueDepth <= 1) {
+            for (let i = first; i < end; i++) await op(kind, i);
+            return;
+          }
+          let next = first;
+          const lane = async (): Promise<void> => {
+            while (next < end) await op(kind, next++);
+          };
+          await Promise.all(Array.from({ length: opts.queueDepth }, lane));
         });
         ms[kind] += t.wallMs;
         c[kind] += t.cpuMs;
@@ -144,7 +155,7 @@ export async function benchIo(base: string, opts: IoOptions): Promise<IoResult> 
         };
         runs[kind].push(run);
         log(
-          `io ${opts.api} rep ${r + 1}/${opts.reps} ${kind.padEnd(9)} buffered ${run.bufferedMiBs.toFixed(0)} durable ${run.durableMiBs.toFixed(0)} cold ${run.coldMiBs?.toFixed(0) ?? "-"} warm ${run.warmMiBs.toFixed(0)} MiB/s`,
+          `io ${opts.api}${opts.queueDepth > 1 ? ` qd${opts.queueDepth}` : ""} rep ${r + 1}/${opts.reps} ${kind.padEnd(9)} buffered ${run.bufferedMiBs.toFixed(0)} durable ${run.durableMiBs.toFixed(0)} cold ${run.coldMiBs?.toFixed(0) ?? "-"} warm ${run.warmMiBs.toFixed(0)} MiB/s`,
         );
         engine.detachDisk(att[kind]);
         engine.deleteDisk(disks[kind]);
