@@ -15,7 +15,7 @@ import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geogr
 import { newId, nowIso } from "./ids";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
-import { openDb, readTx, tx, withBusyRetry, type Db } from "./store/db";
+import { openDb, readTx, tx, withBusyRetry, type Db, type Statement } from "./store/db";
 import {
   CLOUD_DISK_TYPES,
   DISK_SIZE_LIMITS,
@@ -235,6 +235,7 @@ function checkRange(offset: unknown, length: unknown, capacity: number): void {
 class LocalEngine implements Engine {
   readonly dir: string;
   private readonly db: Db;
+  private readonly statements = new Map<string, Statement>();
   private readonly blocks: BlockStore;
   private readonly kms: Kms;
   private readonly nbdAddress: string;
@@ -253,9 +254,9 @@ class LocalEngine implements Engine {
     this.run(() => {
       const price = opts.pricePerCallMicros ?? DEFAULT_PRICE_PER_CALL_MICROS;
       const opening = opts.startingBalanceMicros ?? DEFAULT_STARTING_BALANCE_MICROS;
-      const made = this.db.prepare("INSERT OR IGNORE INTO account (id, account_id, kms_authorized, price_micros, created_at) VALUES (1, ?, 0, ?, ?)").run(ACCOUNT_ID, price, nowIso());
-      if (made.changes) this.db.prepare("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'opening', ?)").run(nowIso(), opening);
-      this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('engine_id', ?)").run(crypto.randomUUID());
+      const made = this.sql("INSERT OR IGNORE INTO account (id, account_id, kms_authorized, price_micros, created_at) VALUES (1, ?, 0, ?, ?)").run(ACCOUNT_ID, price, nowIso());
+      if (made.changes) this.sql("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'opening', ?)").run(nowIso(), opening);
+      this.sql("INSERT OR IGNORE INTO meta (k, v) VALUES ('engine_id', ?)").run(crypto.randomUUID());
     });
     this.sweepOrphans();
   }
@@ -286,6 +287,19 @@ class LocalEngine implements Engine {
     return result;
   }
 
+  /**
+   * A prepared statement, compiled once per engine: statements run on every I/O call
+   * (the attachment lookup) would otherwise be re-parsed each time.
+   */
+  private sql(text: string): Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
+
   /** A consistent read of state (joins the current transaction when there is one). */
   private view<T>(fn: () => T): T {
     needs(!this.closed, ErrorCodes.InvalidParameter, "the engine was closed");
@@ -308,7 +322,7 @@ class LocalEngine implements Engine {
   private removeDeadLineage(lineageId: string): void {
     this.blocks.forget(lineageId);
     fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
-    withBusyRetry(() => this.db.prepare("DELETE FROM dead_lineages WHERE lineage_id = ?").run(lineageId));
+    withBusyRetry(() => this.sql("DELETE FROM dead_lineages WHERE lineage_id = ?").run(lineageId));
   }
 
   /**
@@ -318,9 +332,9 @@ class LocalEngine implements Engine {
    * inside that very transaction).
    */
   private sweepOrphans(): void {
-    for (const r of this.db.prepare("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
-    if (this.db.prepare("SELECT 1 FROM slot_reservations LIMIT 1").get()) this.run(() => this.blocks.sweepReservations());
-    for (const a of this.db.prepare("SELECT attachment_id, psk_file FROM attachments").all() as { attachment_id: string; psk_file: string }[]) {
+    for (const r of this.sql("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
+    if (this.sql("SELECT 1 FROM slot_reservations LIMIT 1").get()) this.run(() => this.blocks.sweepReservations());
+    for (const a of this.sql("SELECT attachment_id, psk_file FROM attachments").all() as { attachment_id: string; psk_file: string }[]) {
       if (!fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, this.pskOf(a.attachment_id));
     }
     for (const f of this.orphanFiles(Date.now())) fs.rmSync(f, { force: true });
@@ -336,7 +350,7 @@ class LocalEngine implements Engine {
     const list = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => path.join(dir, f)) : []);
     const blockFiles = list(path.join(this.dir, "blocks"));
     const keyFiles = list(path.join(this.dir, "nbd"));
-    const ids = (sql: string) => new Set((this.db.prepare(sql).all() as { v: string }[]).map((r) => r.v));
+    const ids = (sql: string) => new Set((this.sql(sql).all() as { v: string }[]).map((r) => r.v));
     const { lineages, dead, psk } = readTx(this.db, () => ({
       lineages: ids("SELECT lineage_id AS v FROM lineages"),
       dead: ids("SELECT lineage_id AS v FROM dead_lineages"),
@@ -368,41 +382,41 @@ class LocalEngine implements Engine {
 
   getAccount(): Account {
     return this.view(() => {
-      const a = this.db.prepare("SELECT account_id, kms_authorized, price_micros FROM account WHERE id = 1").get() as { account_id: string; kms_authorized: number; price_micros: number };
+      const a = this.sql("SELECT account_id, kms_authorized, price_micros FROM account WHERE id = 1").get() as { account_id: string; kms_authorized: number; price_micros: number };
       return { accountId: a.account_id, kmsAuthorized: !!a.kms_authorized, balanceMicros: this.balance(), pricePerCallMicros: a.price_micros };
     });
   }
 
   private balance(): number {
-    return (this.db.prepare("SELECT COALESCE(SUM(amount_micros), 0) AS b FROM ledger").get() as { b: number }).b;
+    return (this.sql("SELECT COALESCE(SUM(amount_micros), 0) AS b FROM ledger").get() as { b: number }).b;
   }
 
   authorizeKms(): Account {
-    this.run(() => this.db.prepare("UPDATE account SET kms_authorized = 1 WHERE id = 1").run());
+    this.run(() => this.sql("UPDATE account SET kms_authorized = 1 WHERE id = 1").run());
     return this.getAccount();
   }
 
   topUp(amountMicros: number): Account {
     needs(Number.isSafeInteger(amountMicros) && amountMicros > 0, ErrorCodes.InvalidParameterValue, `a top-up must be a positive whole number of micro-units, got ${show(amountMicros)}`, { property: "amount" });
-    this.run(() => this.db.prepare("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'topup', ?)").run(nowIso(), amountMicros));
+    this.run(() => this.sql("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'topup', ?)").run(nowIso(), amountMicros));
     return this.getAccount();
   }
 
   setPricePerCall(priceMicros: number): Account {
     needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a non-negative whole number of micro-units, got ${show(priceMicros)}`, { property: "pricePerCall" });
-    this.run(() => this.db.prepare("UPDATE account SET price_micros = ? WHERE id = 1").run(priceMicros));
+    this.run(() => this.sql("UPDATE account SET price_micros = ? WHERE id = 1").run(priceMicros));
     return this.getAccount();
   }
 
   /** O2: encrypted disks need KMS authorized for the account. */
   private requireKmsAuthorized(): void {
-    const a = this.db.prepare("SELECT kms_authorized FROM account WHERE id = 1").get() as { kms_authorized: number };
+    const a = this.sql("SELECT kms_authorized FROM account WHERE id = 1").get() as { kms_authorized: number };
     needs(a.kms_authorized, ErrorCodes.KmsNotAuthorized, "KMS is not authorized for this account, so encrypted disks cannot be created yet; authorize it first (encdisk authorize-kms, or declare a KmsAuthorization resource)", { rule: "O2" });
   }
 
   /** B2/B3: records one KMS call in the audit log and charges it; refuses (changing nothing) when the balance does not cover it. */
   private kmsCall(region: string, operation: string, resourceId: string, kmsApi: string, billable = true): void {
-    const price = billable ? (this.db.prepare("SELECT price_micros FROM account WHERE id = 1").get() as { price_micros: number }).price_micros : 0;
+    const price = billable ? (this.sql("SELECT price_micros FROM account WHERE id = 1").get() as { price_micros: number }).price_micros : 0;
     if (billable) {
       const balance = this.balance();
       needs(
@@ -417,7 +431,7 @@ class LocalEngine implements Engine {
     const audit = this.db
       .prepare("INSERT INTO audit (time, region, operation, resource_id, kms_api, billable, price_micros) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(nowIso(), region, operation, resourceId, kmsApi, billable ? 1 : 0, price);
-    if (billable) this.db.prepare("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, 'charge', ?, ?)").run(nowIso(), -price, audit.lastInsertRowid);
+    if (billable) this.sql("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, 'charge', ?, ?)").run(nowIso(), -price, audit.lastInsertRowid);
   }
 
   /**
@@ -428,7 +442,7 @@ class LocalEngine implements Engine {
   private idempotent<T>(token: string | undefined, operation: string, params: Record<string, unknown>, find: (id: string) => T | null, make: () => { id: string; value: T }): T {
     if (token === undefined) return make().value;
     const fp = fingerprint(params);
-    const row = this.db.prepare("SELECT operation, fingerprint, resource_id FROM client_tokens WHERE token = ?").get(token) as { operation: string; fingerprint: string; resource_id: string } | undefined;
+    const row = this.sql("SELECT operation, fingerprint, resource_id FROM client_tokens WHERE token = ?").get(token) as { operation: string; fingerprint: string; resource_id: string } | undefined;
     if (row) {
       needs(
         row.operation === operation && row.fingerprint === fp,
@@ -438,10 +452,10 @@ class LocalEngine implements Engine {
       );
       const existing = find(row.resource_id);
       if (existing !== null) return existing;
-      this.db.prepare("DELETE FROM client_tokens WHERE token = ?").run(token); // what it made is gone: make it anew
+      this.sql("DELETE FROM client_tokens WHERE token = ?").run(token); // what it made is gone: make it anew
     }
     const made = make();
-    this.db.prepare("INSERT INTO client_tokens (token, operation, fingerprint, resource_id, created_at) VALUES (?, ?, ?, ?, ?)").run(token, operation, fp, made.id, nowIso());
+    this.sql("INSERT INTO client_tokens (token, operation, fingerprint, resource_id, created_at) VALUES (?, ?, ?, ?, ?)").run(token, operation, fp, made.id, nowIso());
     return made.value;
   }
 
@@ -450,14 +464,14 @@ class LocalEngine implements Engine {
   listKeys(region?: string): KmsKey[] {
     if (region !== undefined) assertRegion(region);
     return this.view(() => {
-      const rows = this.db.prepare(`SELECT key_id, region, alias, description, created_at FROM kms_keys ${region ? "WHERE region = ?" : ""} ORDER BY region`).all(...(region ? [region] : [])) as Parameters<typeof keyMeta>[0][];
+      const rows = this.sql(`SELECT key_id, region, alias, description, created_at FROM kms_keys ${region ? "WHERE region = ?" : ""} ORDER BY region`).all(...(region ? [region] : [])) as Parameters<typeof keyMeta>[0][];
       return rows.map(keyMeta);
     });
   }
 
   describeKey(keyId: string): KmsKey {
     needs(typeof keyId === "string", ErrorCodes.KeyNotFound, `keyId must be a KMS key id (a UUID), got ${show(keyId)}`, { property: "keyId" });
-    const k = this.view(() => this.db.prepare("SELECT key_id, region, alias, description, created_at FROM kms_keys WHERE key_id = ?").get(keyId) as Parameters<typeof keyMeta>[0] | undefined);
+    const k = this.view(() => this.sql("SELECT key_id, region, alias, description, created_at FROM kms_keys WHERE key_id = ?").get(keyId) as Parameters<typeof keyMeta>[0] | undefined);
     needs(k, ErrorCodes.KeyNotFound, `KMS key ${show(keyId)} does not exist; list keys with: encdisk keys`, { property: "keyId" });
     return keyMeta(k);
   }
@@ -500,7 +514,7 @@ class LocalEngine implements Engine {
       if (filter.region) (where.push("region = ?"), args.push(filter.region));
       if (filter.resourceId) (where.push("resource_id = ?"), args.push(filter.resourceId));
       if (filter.sinceSeq !== undefined) (where.push("seq > ?"), args.push(filter.sinceSeq));
-      const rows = this.db.prepare(`SELECT * FROM audit ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq`).all(...args) as {
+      const rows = this.sql(`SELECT * FROM audit ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY seq`).all(...args) as {
         seq: number;
         time: string;
         region: string;
@@ -540,7 +554,7 @@ class LocalEngine implements Engine {
 
   private diskRow(diskId: string): DiskRow | undefined {
     if (typeof diskId !== "string") return undefined;
-    return this.db.prepare(`${DISK_SELECT} WHERE d.disk_id = ?`).get(diskId) as DiskRow | undefined;
+    return this.sql(`${DISK_SELECT} WHERE d.disk_id = ?`).get(diskId) as DiskRow | undefined;
   }
 
   private mustDisk(diskId: string, property = "diskId"): DiskRow {
@@ -574,7 +588,7 @@ class LocalEngine implements Engine {
       const args: string[] = [];
       if (filter.zone) (where.push("d.zone = ?"), args.push(filter.zone));
       if (filter.region) (where.push("d.region = ?"), args.push(filter.region));
-      return (this.db.prepare(`${DISK_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY d.created_at, d.disk_id`).all(...args) as DiskRow[]).map((r) => this.toDisk(r));
+      return (this.sql(`${DISK_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY d.created_at, d.disk_id`).all(...args) as DiskRow[]).map((r) => this.toDisk(r));
     });
   }
 
@@ -637,7 +651,7 @@ class LocalEngine implements Engine {
         this.kmsCall(region, "CreateDisk", diskId, created ? "GenerateDataKey" : "Decrypt");
       }
       const now = nowIso();
-      if (!snap) this.db.prepare("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
+      if (!snap) this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
       this.db
         .prepare(
           `INSERT INTO disks (disk_id, name, zone, region, disk_type, disk_usage, size_gb, encrypted, kms_key_id, state, snapshot_id, source_disk_id, lineage_id, tags, client_token, created_at)
@@ -661,9 +675,9 @@ class LocalEngine implements Engine {
       checkSize(sizeGb, d.disk_usage);
       needs(sizeGb >= d.size_gb, ErrorCodes.DiskShrink, `disk ${diskId} is ${d.size_gb} GB and disks only grow; ${sizeGb} GB would lose data. Create a smaller disk and copy the data (M1) if you need one`, { property: "sizeGb" });
       if (sizeGb === d.size_gb) return this.toDisk(d);
-      this.db.prepare("UPDATE disks SET size_gb = ? WHERE disk_id = ?").run(sizeGb, diskId);
+      this.sql("UPDATE disks SET size_gb = ? WHERE disk_id = ?").run(sizeGb, diskId);
       // L6: an attached encrypted disk keeps the capacity it had at attach time; a plain one grows online.
-      if (d.attachment_id && !d.encrypted) this.db.prepare("UPDATE attachments SET capacity_bytes = ? WHERE attachment_id = ?").run(sizeGb * GiB, d.attachment_id);
+      if (d.attachment_id && !d.encrypted) this.sql("UPDATE attachments SET capacity_bytes = ? WHERE attachment_id = ?").run(sizeGb * GiB, d.attachment_id);
       return this.toDisk(this.diskRow(diskId) as DiskRow);
     });
   }
@@ -673,8 +687,8 @@ class LocalEngine implements Engine {
     const t = tags === undefined ? undefined : checkTags(tags);
     return this.run(() => {
       this.mustDisk(diskId);
-      this.db.prepare("UPDATE disks SET name = ? WHERE disk_id = ?").run(n, diskId);
-      if (t) this.db.prepare("UPDATE disks SET tags = ? WHERE disk_id = ?").run(JSON.stringify(t), diskId);
+      this.sql("UPDATE disks SET name = ? WHERE disk_id = ?").run(n, diskId);
+      if (t) this.sql("UPDATE disks SET tags = ? WHERE disk_id = ?").run(JSON.stringify(t), diskId);
       return this.toDisk(this.diskRow(diskId) as DiskRow);
     });
   }
@@ -699,19 +713,19 @@ class LocalEngine implements Engine {
       const d = this.mustDisk(diskId);
       needs(!d.attachment_id, ErrorCodes.Attached, `disk ${diskId} is attached to ${d.instance_id}; detach it first`, { property: "diskId" });
       this.blocks.dropMap(diskId);
-      this.db.prepare("DELETE FROM disks WHERE disk_id = ?").run(diskId);
+      this.sql("DELETE FROM disks WHERE disk_id = ?").run(diskId);
       this.dropLineageIfUnused(d.lineage_id);
     });
   }
 
   /** Deletes a lineage (and, after commit, its block file) once no disk or snapshot uses it. */
   private dropLineageIfUnused(lineageId: string): void {
-    const used = this.db.prepare("SELECT 1 FROM disks WHERE lineage_id = ? UNION ALL SELECT 1 FROM snapshots WHERE lineage_id = ? LIMIT 1").get(lineageId, lineageId);
+    const used = this.sql("SELECT 1 FROM disks WHERE lineage_id = ? UNION ALL SELECT 1 FROM snapshots WHERE lineage_id = ? LIMIT 1").get(lineageId, lineageId);
     if (used) return;
-    this.db.prepare("DELETE FROM free_slots WHERE lineage_id = ?").run(lineageId);
-    this.db.prepare("DELETE FROM slot_reservations WHERE lineage_id = ?").run(lineageId);
-    this.db.prepare("DELETE FROM lineages WHERE lineage_id = ?").run(lineageId);
-    this.db.prepare("INSERT OR IGNORE INTO dead_lineages (lineage_id, deleted_at) VALUES (?, ?)").run(lineageId, nowIso());
+    this.sql("DELETE FROM free_slots WHERE lineage_id = ?").run(lineageId);
+    this.sql("DELETE FROM slot_reservations WHERE lineage_id = ?").run(lineageId);
+    this.sql("DELETE FROM lineages WHERE lineage_id = ?").run(lineageId);
+    this.sql("INSERT OR IGNORE INTO dead_lineages (lineage_id, deleted_at) VALUES (?, ?)").run(lineageId, nowIso());
     this.afterCommit.push(() => {
       this.kms.releaseLineage(lineageId);
       this.removeDeadLineage(lineageId);
@@ -786,7 +800,7 @@ class LocalEngine implements Engine {
           name: input.name ?? (src.name ? `${src.name}-${input.encrypt ? "encrypted" : "plain"}` : ""),
           tags: input.tags,
         });
-        this.db.prepare("UPDATE disks SET source_disk_id = ? WHERE disk_id = ?").run(src.disk_id, d.diskId);
+        this.sql("UPDATE disks SET source_disk_id = ? WHERE disk_id = ?").run(src.disk_id, d.diskId);
         made = true;
         return { id: d.diskId, value: this.diskRow(d.diskId) as DiskRow };
       }),
@@ -806,7 +820,7 @@ class LocalEngine implements Engine {
       }
       throw e;
     }
-    this.run(() => this.db.prepare("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id));
+    this.run(() => this.sql("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id));
     return this.getDisk(target.disk_id);
   }
 
@@ -831,7 +845,7 @@ class LocalEngine implements Engine {
 
   private snapshotRow(snapshotId: string): SnapshotRow | undefined {
     if (typeof snapshotId !== "string") return undefined;
-    return this.db.prepare(`${SNAPSHOT_SELECT} WHERE s.snapshot_id = ?`).get(snapshotId) as SnapshotRow | undefined;
+    return this.sql(`${SNAPSHOT_SELECT} WHERE s.snapshot_id = ?`).get(snapshotId) as SnapshotRow | undefined;
   }
 
   private mustSnapshot(snapshotId: string, property = "snapshotId"): SnapshotRow {
@@ -879,7 +893,7 @@ class LocalEngine implements Engine {
       const args: string[] = [];
       if (filter.diskId) (where.push("s.disk_id = ?"), args.push(filter.diskId));
       if (filter.region) (where.push("s.region = ?"), args.push(filter.region));
-      return (this.db.prepare(`${SNAPSHOT_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY s.created_at, s.snapshot_id`).all(...args) as SnapshotRow[]).map((r) => this.toSnapshot(r));
+      return (this.sql(`${SNAPSHOT_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY s.created_at, s.snapshot_id`).all(...args) as SnapshotRow[]).map((r) => this.toSnapshot(r));
     });
   }
 
@@ -898,10 +912,10 @@ class LocalEngine implements Engine {
   deleteSnapshot(snapshotId: string): void {
     this.run(() => {
       const s = this.mustSnapshot(snapshotId);
-      const images = (this.db.prepare("SELECT image_id, snapshot_ids FROM images").all() as { image_id: string; snapshot_ids: string }[]).filter((i) => (JSON.parse(i.snapshot_ids) as string[]).includes(snapshotId));
+      const images = (this.sql("SELECT image_id, snapshot_ids FROM images").all() as { image_id: string; snapshot_ids: string }[]).filter((i) => (JSON.parse(i.snapshot_ids) as string[]).includes(snapshotId));
       needs(images.length === 0, ErrorCodes.InUse, `snapshot ${snapshotId} is used by image ${images.map((i) => i.image_id).join(", ")}; delete the image first`, { property: "snapshotId" });
       this.blocks.dropMap(snapshotId);
-      this.db.prepare("DELETE FROM snapshots WHERE snapshot_id = ?").run(snapshotId);
+      this.sql("DELETE FROM snapshots WHERE snapshot_id = ?").run(snapshotId);
       this.dropLineageIfUnused(s.lineage_id);
     });
   }
@@ -936,7 +950,7 @@ class LocalEngine implements Engine {
     const lineageId = newId("lin");
     const now = nowIso();
     const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
-    this.db.prepare("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
+    this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
     this.db
       .prepare(
         `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
@@ -959,7 +973,7 @@ class LocalEngine implements Engine {
 
   private mustInstance(instanceId: string): InstanceRow {
     checkId(instanceId, "ins", "instanceId", ErrorCodes.InstanceNotFound);
-    const r = this.db.prepare("SELECT * FROM instances WHERE instance_id = ?").get(instanceId) as InstanceRow | undefined;
+    const r = this.sql("SELECT * FROM instances WHERE instance_id = ?").get(instanceId) as InstanceRow | undefined;
     needs(r, ErrorCodes.InstanceNotFound, `instance ${instanceId} does not exist; list instances with: encdisk instances`, { property: "instanceId" });
     return r;
   }
@@ -979,7 +993,7 @@ class LocalEngine implements Engine {
     const localStorage = input.localStorage ?? fam.localStorage;
     const name = checkName(input.name);
     return this.run(() =>
-      this.idempotent(token, "CreateInstance", { zone: input.zone, instanceType: input.instanceType, localStorage, name }, (id) => { const r = this.db.prepare("SELECT * FROM instances WHERE instance_id = ?").get(id) as InstanceRow | undefined; return r ? this.toInstance(r) : null; }, () => {
+      this.idempotent(token, "CreateInstance", { zone: input.zone, instanceType: input.instanceType, localStorage, name }, (id) => { const r = this.sql("SELECT * FROM instances WHERE instance_id = ?").get(id) as InstanceRow | undefined; return r ? this.toInstance(r) : null; }, () => {
         const instanceId = newId("ins");
         this.db
           .prepare("INSERT INTO instances (instance_id, name, zone, region, instance_type, local_storage, client_token, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)")
@@ -994,20 +1008,20 @@ class LocalEngine implements Engine {
   }
 
   findInstance(instanceId: string): Instance | null {
-    const r = this.view(() => this.db.prepare("SELECT * FROM instances WHERE instance_id = ?").get(instanceId) as InstanceRow | undefined);
+    const r = this.view(() => this.sql("SELECT * FROM instances WHERE instance_id = ?").get(instanceId) as InstanceRow | undefined);
     return r ? this.toInstance(r) : null;
   }
 
   listInstances(): Instance[] {
-    return this.view(() => (this.db.prepare("SELECT * FROM instances ORDER BY created_at, instance_id").all() as InstanceRow[]).map((r) => this.toInstance(r)));
+    return this.view(() => (this.sql("SELECT * FROM instances ORDER BY created_at, instance_id").all() as InstanceRow[]).map((r) => this.toInstance(r)));
   }
 
   deleteInstance(instanceId: string): void {
     this.run(() => {
       this.mustInstance(instanceId);
-      const att = this.db.prepare("SELECT disk_id FROM attachments WHERE instance_id = ?").all(instanceId) as { disk_id: string }[];
+      const att = this.sql("SELECT disk_id FROM attachments WHERE instance_id = ?").all(instanceId) as { disk_id: string }[];
       needs(att.length === 0, ErrorCodes.InUse, `instance ${instanceId} still has disks attached (${att.map((a) => a.disk_id).join(", ")}); detach them first`, { property: "instanceId" });
-      this.db.prepare("DELETE FROM instances WHERE instance_id = ?").run(instanceId);
+      this.sql("DELETE FROM instances WHERE instance_id = ?").run(instanceId);
     });
   }
 
@@ -1034,7 +1048,7 @@ class LocalEngine implements Engine {
 
   private attachmentRow(attachmentId: string): AttachmentRow | undefined {
     if (typeof attachmentId !== "string") return undefined;
-    return this.db.prepare(`${ATTACHMENT_SELECT} WHERE a.attachment_id = ?`).get(attachmentId) as AttachmentRow | undefined;
+    return this.sql(`${ATTACHMENT_SELECT} WHERE a.attachment_id = ?`).get(attachmentId) as AttachmentRow | undefined;
   }
 
   private mustAttachment(attachmentId: string): AttachmentRow {
@@ -1082,8 +1096,8 @@ class LocalEngine implements Engine {
    * are never reused, so the key of a detached attachment opens nothing.
    */
   private pskOf(attachmentId: string): string {
-    this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('nbd_psk_secret', ?)").run(crypto.randomBytes(32).toString("hex"));
-    const secret = Buffer.from((this.db.prepare("SELECT v FROM meta WHERE k = 'nbd_psk_secret'").get() as { v: string }).v, "hex");
+    this.sql("INSERT OR IGNORE INTO meta (k, v) VALUES ('nbd_psk_secret', ?)").run(crypto.randomBytes(32).toString("hex"));
+    const secret = Buffer.from((this.sql("SELECT v FROM meta WHERE k = 'nbd_psk_secret'").get() as { v: string }).v, "hex");
     try {
       return crypto.createHmac("sha256", secret).update(`encdisk/nbd-psk/v1|${attachmentId}`).digest("hex");
     } finally {
@@ -1102,14 +1116,14 @@ class LocalEngine implements Engine {
     const id = attachmentIdOrDiskId;
     needs(typeof id === "string", ErrorCodes.AttachmentNotFound, `detach needs an attachment id (att-...) or a disk id (disk-...), got ${show(id)}`, { property: "attachmentId" });
     this.run(() => {
-      const a = typeof id === "string" && id.startsWith("disk-") ? (this.db.prepare(`${ATTACHMENT_SELECT} WHERE a.disk_id = ?`).get(id) as AttachmentRow | undefined) : this.attachmentRow(id);
+      const a = typeof id === "string" && id.startsWith("disk-") ? (this.sql(`${ATTACHMENT_SELECT} WHERE a.disk_id = ?`).get(id) as AttachmentRow | undefined) : this.attachmentRow(id);
       if (typeof id === "string" && id.startsWith("disk-")) {
         this.mustDisk(id);
         needs(a, ErrorCodes.NotAttached, `disk ${id} is not attached`, { property: "diskId" });
       }
       needs(a, ErrorCodes.AttachmentNotFound, `attachment ${id} does not exist (already detached?); list attachments with: encdisk attachments`, { property: "attachmentId" });
       if (a.encrypted) this.kmsCall(a.region, "DetachDisk", a.disk_id, "Encrypt");
-      this.db.prepare("DELETE FROM attachments WHERE attachment_id = ?").run(a.attachment_id);
+      this.sql("DELETE FROM attachments WHERE attachment_id = ?").run(a.attachment_id);
       this.afterCommit.push(() => {
         fs.rmSync(a.psk_file, { force: true });
         this.kms.releaseLineage(a.lineage_id);
@@ -1134,7 +1148,7 @@ class LocalEngine implements Engine {
       const args: string[] = [];
       if (filter.instanceId) (where.push("a.instance_id = ?"), args.push(filter.instanceId));
       if (filter.diskId) (where.push("a.disk_id = ?"), args.push(filter.diskId));
-      return (this.db.prepare(`${ATTACHMENT_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY a.attached_at, a.attachment_id`).all(...args) as AttachmentRow[]).map((r) => this.toAttachment(r));
+      return (this.sql(`${ATTACHMENT_SELECT} ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY a.attached_at, a.attachment_id`).all(...args) as AttachmentRow[]).map((r) => this.toAttachment(r));
     });
   }
 
@@ -1219,7 +1233,7 @@ class LocalEngine implements Engine {
     // A commit with synchronous=FULL fsyncs the WAL, making every earlier commit durable too.
     this.db.pragma("synchronous = FULL");
     try {
-      this.run(() => this.db.prepare("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso()));
+      this.run(() => this.sql("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso()));
     } finally {
       this.db.pragma("synchronous = NORMAL");
     }
@@ -1242,7 +1256,7 @@ class LocalEngine implements Engine {
 
   private mustImage(imageId: string): ImageRow {
     checkId(imageId, "img", "imageId", ErrorCodes.ImageNotFound);
-    const r = this.db.prepare("SELECT * FROM images WHERE image_id = ?").get(imageId) as ImageRow | undefined;
+    const r = this.sql("SELECT * FROM images WHERE image_id = ?").get(imageId) as ImageRow | undefined;
     needs(r, ErrorCodes.ImageNotFound, `image ${imageId} does not exist; list images with: encdisk images`, { property: "imageId" });
     return r;
   }
@@ -1254,7 +1268,7 @@ class LocalEngine implements Engine {
     needs(Array.isArray(input.snapshotIds) && input.snapshotIds.length > 0 && input.snapshotIds.length <= 16, ErrorCodes.InvalidParameterValue, "snapshotIds must list 1 to 16 snapshots", { property: "snapshotIds" });
     for (const id of input.snapshotIds) checkId(id, "snap", "snapshotIds", ErrorCodes.SnapshotNotFound);
     return this.run(() =>
-      this.idempotent(token, "CreateImage", { name, snapshotIds: input.snapshotIds }, (id) => { const r = this.db.prepare("SELECT * FROM images WHERE image_id = ?").get(id) as ImageRow | undefined; return r ? this.toImage(r) : null; }, () => {
+      this.idempotent(token, "CreateImage", { name, snapshotIds: input.snapshotIds }, (id) => { const r = this.sql("SELECT * FROM images WHERE image_id = ?").get(id) as ImageRow | undefined; return r ? this.toImage(r) : null; }, () => {
         const snaps = input.snapshotIds.map((id) => this.mustSnapshot(id, "snapshotIds"));
         const region = snaps[0].region;
         needs(snaps.every((s) => s.region === region), ErrorCodes.InvalidParameter, `all snapshots of an image must be in one region; got ${[...new Set(snaps.map((s) => s.region))].join(", ")}`, { property: "snapshotIds" });
@@ -1272,12 +1286,12 @@ class LocalEngine implements Engine {
   }
 
   findImage(imageId: string): Image | null {
-    const r = this.view(() => this.db.prepare("SELECT * FROM images WHERE image_id = ?").get(imageId) as ImageRow | undefined);
+    const r = this.view(() => this.sql("SELECT * FROM images WHERE image_id = ?").get(imageId) as ImageRow | undefined);
     return r ? this.toImage(r) : null;
   }
 
   listImages(): Image[] {
-    return this.view(() => (this.db.prepare("SELECT * FROM images ORDER BY created_at, image_id").all() as ImageRow[]).map((r) => this.toImage(r)));
+    return this.view(() => (this.sql("SELECT * FROM images ORDER BY created_at, image_id").all() as ImageRow[]).map((r) => this.toImage(r)));
   }
 
   shareImage(imageId: string, accountIds: string[]): Image {
@@ -1287,7 +1301,7 @@ class LocalEngine implements Engine {
       needs(!img.encrypted, ErrorCodes.EncryptedImageShare, `image ${imageId} contains encrypted snapshots, and an image with encrypted snapshots cannot be shared; build the image from plain snapshots to share it. Nothing was changed.`, { rule: "S3", property: "accountIds" });
       needs(!accountIds.includes(ACCOUNT_ID), ErrorCodes.InvalidParameterValue, `account ${ACCOUNT_ID} owns the image; share with other accounts`, { property: "accountIds" });
       const shared = [...new Set([...(JSON.parse(img.shared_with) as string[]), ...accountIds])].sort();
-      this.db.prepare("UPDATE images SET shared_with = ? WHERE image_id = ?").run(JSON.stringify(shared), imageId);
+      this.sql("UPDATE images SET shared_with = ? WHERE image_id = ?").run(JSON.stringify(shared), imageId);
       return this.toImage(this.mustImage(imageId));
     });
   }
@@ -1312,14 +1326,14 @@ class LocalEngine implements Engine {
   deleteImage(imageId: string): void {
     this.run(() => {
       this.mustImage(imageId);
-      this.db.prepare("DELETE FROM images WHERE image_id = ?").run(imageId);
+      this.sql("DELETE FROM images WHERE image_id = ?").run(imageId);
     });
   }
 
   // ---- verification -------------------------------------------------------------------------------
 
   verifyNoKeyMaterial(): { filesScanned: number; bytesScanned: number; findings: string[] } {
-    const lineages = this.view(() => this.db.prepare("SELECT lineage_id, region, encrypted FROM lineages").all() as { lineage_id: string; region: string; encrypted: number }[]);
+    const lineages = this.view(() => this.sql("SELECT lineage_id, region, encrypted FROM lineages").all() as { lineage_id: string; region: string; encrypted: number }[]);
     const secrets = this.kms.allSecrets(lineages);
     const findings: string[] = [];
     let filesScanned = 0;
@@ -1348,7 +1362,7 @@ class LocalEngine implements Engine {
     this.sweepOrphans();
     return this.view(() => {
       const p: string[] = [];
-      const q = <T>(sql: string, ...args: unknown[]) => this.db.prepare(sql).all(...args) as T[];
+      const q = <T>(sql: string, ...args: unknown[]) => this.sql(sql).all(...args) as T[];
       for (const r of q<{ owner_id: string; idx: number }>(
         "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id)",
       ))
@@ -1369,7 +1383,7 @@ class LocalEngine implements Engine {
           p.push(`lineage ${r.lineage_id}: ${r.next_slot} slots allocated but ${r.used} in use, ${r.free} free and ${r.reserved} reserved (${r.next_slot - r.used - r.free - r.reserved} leaked)`);
         if (r.used > 0) {
           const file = this.blocks.blockFile(r.lineage_id);
-          const maxSlot = (this.db.prepare("SELECT MAX(slot) AS m FROM units WHERE lineage_id = ?").get(r.lineage_id) as { m: number }).m;
+          const maxSlot = (this.sql("SELECT MAX(slot) AS m FROM units WHERE lineage_id = ?").get(r.lineage_id) as { m: number }).m;
           const size = fs.existsSync(file) ? fs.statSync(file).size : -1;
           if (size < (maxSlot + 1) * UNIT) p.push(`block file of ${r.lineage_id} is ${size < 0 ? "missing" : `${size} bytes, shorter than its units need`}`);
         }
@@ -1395,7 +1409,7 @@ class LocalEngine implements Engine {
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);
       for (const f of this.orphanFiles(Date.now())) p.push(`orphan file ${f}`);
 
-      const count = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n;
+      const count = (sql: string) => (this.sql(sql).get() as { n: number }).n;
       return { problems: p, disks: count("SELECT COUNT(*) AS n FROM disks"), snapshots: count("SELECT COUNT(*) AS n FROM snapshots"), units: count("SELECT COUNT(*) AS n FROM units") };
     });
   }

@@ -125,8 +125,9 @@ describe.each([
     const final = new Map<string, Buffer>();
     for (let i = 0; i < 24; i++) {
       for (const a of [att.attachmentId, plainAtt.attachmentId]) {
-        const data = mixed(UNIT * (1 + (i % 9)) + (i % 3) * 1000, i * 7 + a.length);
-        const off = i * 20 * UNIT + (i % 2) * 300;
+        // small writes take the one-transaction path, those of 16+ whole units reserve slots
+        const data = mixed(UNIT * (i % 3 === 0 ? 18 + (i % 5) : 1 + (i % 9)) + (i % 3) * 1000, i * 7 + a.length);
+        const off = i * 24 * UNIT + (i % 2) * 300;
         final.set(`${a}:${off}`, data);
         ops.push(t.engine.writeAsync(a, off, data));
         ops.push(t.engine.readAsync(a, Math.max(0, off - UNIT), 4 * UNIT));

@@ -325,9 +325,11 @@ export class BlockStore {
       this.readCacheUnits > 0 && owner.key !== null,
     );
     // Another process may have moved a unit and handed its old slot to another unit while we
-    // read: a plain unit cannot tell (an encrypted one fails authentication), so the map must
-    // still say what it said when we looked it up, or the read starts over.
-    if (rows.length && !this.sameMap(rows, this.st.range.all(owner.ownerId, first, last) as UnitRow[])) throw new StaleRead();
+    // read: a plain unit cannot tell, so the map must still say what it said when we looked it
+    // up, or the read starts over. An encrypted unit that authenticated under the nonce, tag
+    // and AAD we looked up is exactly the data the map named then (one that does not goes
+    // through `authFailed`), so encrypted reads skip the second lookup.
+    if (!owner.key && rows.length && !this.sameMap(rows, this.st.range.all(owner.ownerId, first, last) as UnitRow[])) throw new StaleRead();
     return out;
   }
 
@@ -424,6 +426,9 @@ export class BlockStore {
    * `StaleRead` like `read`.
    */
   async readAsync(shared: Owner, offset: number, length: number): Promise<Buffer> {
+    // Under two pieces there is nothing to overlap, and the hop to the thread pool and back
+    // costs more than it saves (256 KiB reads: 1100 -> 700 MiB/s): read on this thread.
+    if (length < 2 * PIECE_UNITS * UNIT) return this.read(shared, offset, length);
     const { own: owner, key, done } = this.ownCopy(shared);
     try {
       return await this.readPieces(owner, key, offset, length);
@@ -548,7 +553,7 @@ export class BlockStore {
         for (const p of pieces) this.giveScratch(p);
       }
     }
-    if (rows.length && !this.sameMap(rows, this.st.range.all(owner.ownerId, first, last) as UnitRow[])) throw new StaleRead();
+    if (!owner.key && rows.length && !this.sameMap(rows, this.st.range.all(owner.ownerId, first, last) as UnitRow[])) throw new StaleRead();
     return out;
   }
 
@@ -587,8 +592,10 @@ export class BlockStore {
       else whole.push({ idx, plain: bytes });
     }
     // Plain data has no cipher work to overlap, and a write into the page cache from this
-    // thread measured faster than a hand-off to the thread pool: one transaction, as `write`.
-    if (whole.length === 0 || !key) return commit(() => this.commitWrite(owner, this.prepareWrite(owner, offset, data)));
+    // thread measured faster than a hand-off to the thread pool; a write of less than two
+    // pieces has little to overlap and would pay a second transaction (256 KiB NBD writes went
+    // 650 -> 430 MiB/s): one transaction, as `write`.
+    if (!key || whole.length < 2 * PIECE_UNITS) return commit(() => this.commitWrite(owner, this.prepareWrite(owner, offset, data)));
     let slots: number[] = [];
     inTx(() => {
       slots = this.allocate(owner.lineageId, whole.length);

@@ -12,6 +12,7 @@ import { EngineError, ErrorCodes } from "../errors";
 import { MIGRATIONS } from "./migrations";
 
 export type Db = Database.Database;
+export type Statement = Database.Statement;
 
 const BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_BUSY_RECOVERY", "SQLITE_LOCKED"]);
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
