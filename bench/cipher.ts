@@ -51,7 +51,7 @@ export function opensslSpeedMiBs(seconds: number, elapsed = false): number | nul
 
 export function benchCipher(base: string, opts: CipherOptions): CipherResult {
   const db = openDb(path.join(base, "cipher"));
-  const store = new BlockStore(db, path.join(base, "cipher"), 0, 0);
+  const store = new BlockStore(db, path.join(base, "cipher"));
   const key = crypto.randomBytes(32);
   const owner = { ownerId: "disk-bench", lineageId: "lin-bench", key };
   const src = patternBuffer(64 * MiB, 7);

@@ -8,7 +8,6 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { BlockStore, StaleRead, UNIT, type Owner } from "./blockstore/blockstore";
-import { defaultCipherThreads } from "./blockstore/cipher-pool";
 import { EngineError, ErrorCodes, needs, type RuleId } from "./errors";
 import { show } from "./format";
 import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geography";
@@ -56,14 +55,6 @@ function isYoung(file: string, now: number): boolean {
   } catch {
     return true;
   }
-}
-
-/** Worker threads for the asynchronous path's cipher work (option, ENCDISK_CIPHER_THREADS, else cores - 1, at most 3). */
-function cipherThreads(opts: EngineOptions): number {
-  if (opts.cipherThreads === undefined) return defaultCipherThreads();
-  const v: unknown = opts.cipherThreads;
-  needs(typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 16, ErrorCodes.InvalidParameterValue, `cipherThreads must be an integer from 0 to 16, got ${show(v)}`, { property: "cipherThreads" });
-  return v;
 }
 
 /** Default bound of the decrypted-unit read cache, in MiB (ENCDISK_READ_CACHE_MIB overrides; 0 disables). */
@@ -248,7 +239,7 @@ class LocalEngine implements Engine {
     needs(typeof opts?.dir === "string" && opts.dir.length > 0, ErrorCodes.InvalidParameter, "openEngine needs { dir }: the engine directory", { property: "dir" });
     this.dir = path.resolve(opts.dir);
     this.db = openDb(this.dir);
-    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16), cipherThreads(opts)); // 16 units of 64 KiB per MiB
+    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16)); // 16 units of 64 KiB per MiB
     this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile });
     this.nbdAddress = opts.nbdAddress ?? process.env.ENCDISK_NBD_ADDRESS ?? "127.0.0.1:10809";
     this.run(() => {

@@ -204,12 +204,6 @@ export interface EngineOptions {
    * it is zeroed on eviction, detach, releaseKeys() and close().
    */
   readCacheMib?: number;
-  /**
-   * Worker threads that share the cipher work of `readAsync` and `writeAsync` with the calling
-   * thread (default ENCDISK_CIPHER_THREADS, else one less than the cores, at most 3; 0 keeps
-   * all cipher work on the calling thread).
-   */
-  cipherThreads?: number;
   /** host:port that `encdisk serve` listens on, used in attachment endpoints. Default ENCDISK_NBD_ADDRESS or 127.0.0.1:10809. */
   nbdAddress?: string;
 }
@@ -287,13 +281,14 @@ export interface Engine {
   write(attachmentId: string, offset: number, data: Buffer): void;
   /**
    * `read` with the file I/O on libuv's thread pool, overlapped with decryption on the calling
-   * thread: the path for servers and sequential readers that can keep a request in flight.
+   * thread: the path for servers (the NBD server uses it). Reads under 1 MiB run as `read`.
    */
   readAsync(attachmentId: string, offset: number, length: number): Promise<Buffer>;
   /**
    * `write` with the file I/O on libuv's thread pool, overlapped with encryption: durable
    * against a process kill when the promise resolves; a write that fails or is interrupted
-   * changes nothing.
+   * changes nothing. Writes of under 1 MiB of whole units, and writes to plain disks, run as
+   * `write`.
    */
   writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void>;
   /** Zero a range (unmaps whole units; partial units are written as zeros). */

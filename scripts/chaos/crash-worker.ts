@@ -34,7 +34,7 @@ export interface Setup {
 /**
  * write-async: the slots of write-large written through engine.writeAsync, one awaited at a
  * time (the journal's one-in-flight model), so kills land between slot reservation, the
- * pieces written on the thread pool and the cipher worker, and the commit.
+ * pieces sealed here and written on the thread pool, and the commit.
  */
 async function mainAsync(cfg: WorkerConfig): Promise<void> {
   const e = openEngine({ dir: cfg.dir, kmsRootKeyFile: cfg.kmsRootKeyFile });

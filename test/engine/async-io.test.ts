@@ -1,7 +1,6 @@
 /**
  * The asynchronous I/O path (engine.readAsync / engine.writeAsync): the same data, format and
- * guarantees as the synchronous one, with file I/O on the thread pool and cipher work shared
- * with worker threads.
+ * guarantees as the synchronous one, with file I/O on the thread pool.
  */
 import { spawn } from "child_process";
 import * as crypto from "crypto";
@@ -42,11 +41,8 @@ function mixed(n: number, seed: number): Buffer {
   return out;
 }
 
-describe.each([
-  ["with a cipher worker", 1],
-  ["on the calling thread only", 0],
-])("asynchronous I/O %s", (_label, cipherThreads) => {
-  beforeEach(() => (t = tempEngine({ cipherThreads })));
+describe("asynchronous I/O", () => {
+  beforeEach(() => (t = tempEngine()));
 
   test("W1: what writeAsync stores, read and readAsync return, at aligned and unaligned offsets, encrypted and plain", async () => {
     const { att } = setupEncrypted(t.engine);
@@ -84,9 +80,6 @@ describe.each([
       }
     }
     expect(t.engine.check().problems).toEqual([]);
-    const handed = (t.engine as unknown as { blocks: { pool: { handed: { seal: number; open: number } } } }).blocks.pool.handed;
-    if (cipherThreads > 0) expect(Math.min(handed.seal, handed.open)).toBeGreaterThan(0);
-    else expect(handed).toEqual({ seal: 0, open: 0 });
   });
 
   test("K1: writeAsync leaves only ciphertext on storage; zero units stay holes", async () => {
@@ -197,7 +190,7 @@ describe("asynchronous writes and killed processes", () => {
     // when the first ones committed; it is killed mid-stream.
     const child = `
       const { openEngine } = require(${JSON.stringify(engineJs)});
-      const e = openEngine({ dir: ${JSON.stringify(t.dir)}, kmsRootKeyFile: ${JSON.stringify(t.keyFile)}, cipherThreads: 1 });
+      const e = openEngine({ dir: ${JSON.stringify(t.dir)}, kmsRootKeyFile: ${JSON.stringify(t.keyFile)} });
       const data = Buffer.alloc(4 << 20, "K");
       let n = 0;
       const loop = async (off) => { for (;;) { await e.writeAsync(${JSON.stringify(att.attachmentId)}, off, data); if (++n === 4) process.stdout.write("go"); } };

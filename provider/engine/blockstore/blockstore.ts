@@ -19,9 +19,8 @@
  *
  * Two I/O paths: the synchronous one (`read`, `prepareWrite` + `commitWrite`) does its file
  * I/O inside the caller's transaction; the asynchronous one (`readAsync`, `writeAsync`) hands
- * file I/O to libuv's thread pool in pieces of `PIECE_UNITS` units, and shares the cipher work
- * between the calling thread and worker threads (`CipherPool`), so AES-GCM and the device or
- * page-cache work run on all cores at once. Its writes reserve their slots in one short
+ * file I/O to libuv's thread pool in pieces of `PIECE_UNITS` units, so AES-GCM on the calling
+ * thread overlaps the device or page-cache work on another core. Its writes reserve their slots in one short
  * transaction, write the data with no lock held, and flip the map in a second transaction; a
  * process killed in between leaves only reservations, which are freed once its pid is gone
  * (`sweepReservations`).
@@ -31,7 +30,6 @@ import * as fs from "fs";
 import * as path from "path";
 import { EngineError, ErrorCodes } from "../errors";
 import type { Db } from "../store/db";
-import { CipherPool, defaultCipherThreads } from "./cipher-pool";
 
 /** Size of one data unit: the cipher and allocation granularity. */
 export const UNIT = 64 * 1024;
@@ -169,19 +167,13 @@ export class BlockStore {
    * as the read. They only ever hold ciphertext.
    */
   private readonly scratch: Buffer[] = [];
-  /** Worker threads sharing the cipher work of the asynchronous path (none on one core). */
-  private readonly pool: CipherPool;
-  /** Piece-sized buffers that carry plaintext to a cipher worker and come back. */
-  private readonly carriers: ArrayBuffer[] = [];
   private readonly st;
 
   constructor(
     private readonly db: Db,
     readonly dir: string,
     private readonly readCacheUnits = 0,
-    cipherThreads = defaultCipherThreads(),
   ) {
-    this.pool = new CipherPool(cipherThreads);
     fs.mkdirSync(path.join(dir, "blocks"), { recursive: true, mode: 0o700 });
     this.st = {
       range: db.prepare("SELECT idx, slot, nonce, tag FROM units WHERE owner_id = ? AND idx BETWEEN ? AND ? ORDER BY idx"),
@@ -256,8 +248,6 @@ export class BlockStore {
   close(): void {
     for (const id of [...this.fds.keys()]) this.forget(id);
     this.dropCache();
-    this.pool.close();
-    for (const c of this.carriers.splice(0)) new Uint8Array(c).fill(0);
   }
 
   /** Zeroes and drops cached plaintext (of one lineage, or all). */
@@ -421,9 +411,8 @@ export class BlockStore {
 
   /**
    * `read` on the asynchronous path: runs of consecutive slots are read on the thread pool,
-   * `READ_DEPTH` pieces ahead, while this thread, or a cipher worker when one is free, decrypts
-   * the pieces that arrived. Whole plain units are read straight into the result. Throws
-   * `StaleRead` like `read`.
+   * `READ_DEPTH` pieces ahead, while this thread decrypts the pieces that arrived. Whole plain
+   * units are read straight into the result. Throws `StaleRead` like `read`.
    */
   async readAsync(shared: Owner, offset: number, length: number): Promise<Buffer> {
     // Under two pieces there is nothing to overlap, and the hop to the thread pool and back
@@ -486,7 +475,6 @@ export class BlockStore {
     if (pieces.length) {
       const fd = this.pin(owner.lineageId);
       const inflight: Promise<void>[] = [];
-      const opens: Promise<void>[] = [];
       let next = 0;
       const start = (): void => {
         const p = pieces[next++];
@@ -505,37 +493,6 @@ export class BlockStore {
           inflight.shift();
           if (next < pieces.length) start();
           if (p.inPlace) continue;
-          if (key && p.scratch && p.rows.length > 1 && this.pool.canTake) {
-            // A worker opens this piece while this thread goes on with the next one.
-            const rowsP = p.rows;
-            const scratch = p.scratch;
-            p.scratch = null;
-            const nonces = new Uint8Array(12 * rowsP.length);
-            const tags = new Uint8Array(16 * rowsP.length);
-            for (let k = 0; k < rowsP.length; k++) {
-              const { nonce, tag } = rowsP[k];
-              if (!nonce || !tag) throw new EngineError(ErrorCodes.StateCorrupt, `unit ${rowsP[k].idx} of ${owner.ownerId} has no nonce or tag although its disk is encrypted; run: encdisk check`);
-              nonces.set(nonce, 12 * k);
-              tags.set(tag, 16 * k);
-            }
-            opens.push(
-              later(this.pool.open(key, owner.lineageId, rowsP.map((r) => r.idx), Buffer.from(nonces.buffer), Buffer.from(tags.buffer), scratch.buffer as ArrayBuffer).then((res) => {
-                const back = Buffer.from(res.buf);
-                try {
-                  if ("failed" in res) this.authFailed(owner, rowsP[res.failed]);
-                  for (let k = 0; k < rowsP.length; k++) {
-                    const plain = back.subarray(k * UNIT, (k + 1) * UNIT);
-                    if (cached && this.cacheEpoch(owner.lineageId) === epoch) this.cachePut(owner, rowsP[k], Buffer.from(plain));
-                    place(rowsP[k], plain);
-                  }
-                } finally {
-                  back.fill(0, 0, rowsP.length * UNIT); // scratch buffers hold only ciphertext between uses
-                  this.giveScratch({ scratch: back });
-                }
-              })),
-            );
-            continue;
-          }
           for (let k = 0; k < p.rows.length; k++) {
             const row = p.rows[k];
             const stored = p.buf.subarray(k * UNIT, (k + 1) * UNIT);
@@ -546,9 +503,8 @@ export class BlockStore {
           }
           this.giveScratch(p);
         }
-        await Promise.all(opens);
       } finally {
-        await Promise.allSettled([...inflight, ...opens]);
+        await Promise.allSettled(inflight);
         this.unpin(fd);
         for (const p of pieces) this.giveScratch(p);
       }
@@ -559,9 +515,9 @@ export class BlockStore {
 
   /**
    * A byte-range write on the asynchronous path. Whole non-zero units of an encrypted owner get
-   * slots reserved in one short transaction (`inTx`); they are sealed a piece at a time (on this
-   * thread, or on a cipher worker when one is free) while earlier pieces are written on the
-   * thread pool, with no lock held; then `commit` (the
+   * slots reserved in one short transaction (`inTx`); they are sealed a piece at a time on this
+   * thread while earlier pieces are written on the thread pool, with no lock held; then
+   * `commit` (the
    * caller's checks plus the map flip, in one transaction) makes the write visible, merging
    * partial head and tail units under its lock as `commitWrite` does. If anything fails, the
    * reservations are freed once no I/O into them is in flight.
@@ -612,43 +568,14 @@ export class BlockStore {
         let j = i + 1;
         while (j < whole.length && j - i < PIECE_UNITS && slots[j] === slots[j - 1] + 1) j++;
         if (inflight.length >= WRITE_DEPTH) await inflight.shift();
-        if (j - i > 1 && this.pool.canTake) {
-          // A worker seals this piece (a copy of it: the caller's buffer cannot be handed over)
-          // while this thread goes on with the next one; its write starts when it is sealed.
-          const carrier = this.carriers.pop() ?? new ArrayBuffer(PIECE_UNITS * UNIT);
-          const view = Buffer.from(carrier);
-          const units: SealedUnit[] = [];
-          for (let k = i; k < j; k++) {
-            whole[k].plain.copy(view, (k - i) * UNIT);
-            units.push({ idx: whole[k].idx, data: null, nonce: nonces.subarray(12 * k, 12 * k + 12), tag: null, slot: slots[k] });
-          }
-          sealed.push(...units);
-          const first = slots[i];
-          inflight.push(
-            later(
-              this.pool.seal(key, owner.lineageId, units.map((u) => u.idx), Buffer.from(new Uint8Array(nonces.subarray(12 * i, 12 * j))), carrier).then(async (res) => {
-                const sealedBuf = Buffer.from(res.buf, 0, units.length * UNIT);
-                units.forEach((u, k) => {
-                  u.data = sealedBuf.subarray(k * UNIT, (k + 1) * UNIT);
-                  u.tag = res.tags.subarray(16 * k, 16 * k + 16);
-                });
-                // Nothing reads the units' data after this write (the commit only maps their
-                // reserved slots), so the carrier can go back to the pool for the next piece.
-                await pwritevAsync(fd, [sealedBuf], first * UNIT);
-                if (this.carriers.length < 2 * WRITE_DEPTH) this.carriers.push(res.buf); // ciphertext only now
-              }),
-            ),
-          );
-        } else {
-          const bufs: Buffer[] = [];
-          for (let k = i; k < j; k++) {
-            const u = this.encrypt(owner, whole[k].idx, whole[k].plain, nonces.subarray(12 * k, 12 * k + 12), key);
-            u.slot = slots[k];
-            sealed.push(u);
-            bufs.push(u.data as Buffer);
-          }
-          inflight.push(later(pwritevAsync(fd, bufs, slots[i] * UNIT)));
+        const bufs: Buffer[] = [];
+        for (let k = i; k < j; k++) {
+          const u = this.encrypt(owner, whole[k].idx, whole[k].plain, nonces.subarray(12 * k, 12 * k + 12), key);
+          u.slot = slots[k];
+          sealed.push(u);
+          bufs.push(u.data as Buffer);
         }
+        inflight.push(later(pwritevAsync(fd, bufs, slots[i] * UNIT)));
         i = j;
       }
       while (inflight.length) await inflight.shift();
