@@ -20,10 +20,10 @@
  * Two I/O paths: the synchronous one (`read`, `prepareWrite` + `commitWrite`) does its file
  * I/O inside the caller's transaction; the asynchronous one (`readAsync`, `writeAsync`) hands
  * file I/O to libuv's thread pool in pieces of `PIECE_UNITS` units, so AES-GCM on the calling
- * thread overlaps the device or page-cache work on another core. Its writes reserve their slots in one short
- * transaction, write the data with no lock held, and flip the map in a second transaction; a
- * process killed in between leaves only reservations, which are freed once its pid is gone
- * (`sweepReservations`).
+ * thread overlaps the device or page-cache work on another core (calls under two pieces run as
+ * the synchronous path does). Its writes reserve their slots in one short transaction, write
+ * the data with no lock held, and flip the map in a second transaction; a process killed in
+ * between leaves only reservations, which are freed once its pid is gone (`sweepReservations`).
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
