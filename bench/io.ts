@@ -1,9 +1,7 @@
 /**
- * Sequential I/O through the attachment path, encrypted disk vs plain disk of the same engine,
- * measured back to back in every repetition (the order alternates so neither kind always runs
- * first on a warmer machine). `api` picks the engine's path: "async" (engine.writeAsync /
- * engine.readAsync, each call awaited before the next: one request in flight, as a sequential
- * reader or writer on an NBD connection) or "sync" (engine.write / engine.read).
+ * Sequential I/O through the attachment path (engine.write / engine.read), encrypted disk vs
+ * plain disk of the same engine, measured back to back in every repetition (the order
+ * alternates so neither kind always runs first on a warmer machine).
  *
  * The machines are shared and noisy (other tenants often take most of both CPUs), so the two
  * kinds are interleaved finely: within every phase the work alternates between the plain and
@@ -23,21 +21,9 @@
  * larger than the page cache cannot be made on these 24 GiB machines within the time budget).
  */
 import { pairRatios, summarize, mibPerS, median, type Summary } from "./stats";
-import { dropCaches, freshEngine, INSTANCE_TYPE, log, nowMs, patternBuffer, timeMs, ZONE, GiB, MiB } from "./util";
-
-async function timeCpuAsync(fn: () => Promise<void>): Promise<{ wallMs: number; cpuMs: number }> {
-  const c0 = process.cpuUsage();
-  const t = nowMs();
-  await fn();
-  const wallMs = nowMs() - t;
-  const c = process.cpuUsage(c0);
-  return { wallMs, cpuMs: (c.user + c.system) / 1000 };
-}
+import { dropCaches, freshEngine, INSTANCE_TYPE, log, patternBuffer, timeCpu, timeMs, ZONE, GiB, MiB } from "./util";
 
 export interface IoOptions {
-  api: "async" | "sync";
-  /** Calls in flight at once on the async path (1: each awaited before the next). */
-  queueDepth: number;
   dataBytes: number;
   chunkBytes: number;
   /** Plain and encrypted alternate every `sliceBytes` within each phase. */
@@ -73,10 +59,8 @@ const METRICS = ["buffered", "durable", "cold", "warm"] as const;
 type Kind = "plain" | "encrypted";
 const KINDS: Kind[] = ["plain", "encrypted"];
 
-export async function benchIo(base: string, opts: IoOptions): Promise<IoResult> {
-  const { engine } = freshEngine(base, `io-${opts.api}`);
-  const write = (att: string, offset: number, data: Buffer): Promise<void> | void => (opts.api === "async" ? engine.writeAsync(att, offset, data) : engine.write(att, offset, data));
-  const read = (att: string, offset: number, length: number): Promise<Buffer> | Buffer => (opts.api === "async" ? engine.readAsync(att, offset, length) : engine.read(att, offset, length));
+export function benchIo(base: string, opts: IoOptions): IoResult {
+  const { engine } = freshEngine(base, "io");
   const ins = engine.createInstance({ zone: ZONE, instanceType: INSTANCE_TYPE });
   const pattern = patternBuffer(Math.max(opts.chunkBytes, 64 * MiB), 42);
   const chunks = Math.ceil(opts.dataBytes / opts.chunkBytes);
@@ -90,23 +74,14 @@ export async function benchIo(base: string, opts: IoOptions): Promise<IoResult> 
    * goes first), so both see the same machine conditions; returns ms spent per kind.
    */
   const cpu: Record<string, Record<Kind, number>> = {};
-  const interleaved = async (phase: string, op: (kind: Kind, chunk: number) => Promise<unknown> | unknown): Promise<Record<Kind, number>> => {
+  const interleaved = (phase: string, op: (kind: Kind, chunk: number) => void): Record<Kind, number> => {
     const ms: Record<Kind, number> = { plain: 0, encrypted: 0 };
     const c = (cpu[phase] ??= { plain: 0, encrypted: 0 });
     for (let s = 0, first = 0; first < chunks; s++, first += perSlice) {
       const order = s % 2 === 0 ? KINDS : [...KINDS].reverse();
       for (const kind of order) {
-        const t = await timeCpuAsync(async () => {
-          const end = Math.min(chunks, first + perSlice);
-          if (opts.queueDepth <= 1) {
-            for (let i = first; i < end; i++) await op(kind, i);
-            return;
-          }
-          let next = first;
-          const lane = async (): Promise<void> => {
-            while (next < end) await op(kind, next++);
-          };
-          await Promise.all(Array.from({ length: opts.queueDepth }, lane));
+        const t = timeCpu(() => {
+          for (let i = first; i < Math.min(chunks, first + perSlice); i++) op(kind, i);
         });
         ms[kind] += t.wallMs;
         c[kind] += t.cpuMs;
@@ -123,27 +98,27 @@ export async function benchIo(base: string, opts: IoOptions): Promise<IoResult> 
         att[kind] = engine.attachDisk({ diskId: disks[kind], instanceId: ins.instanceId }).attachmentId;
       }
       dropCaches();
-      const writeMs = await interleaved("buffered", (kind, i) => {
+      const writeMs = interleaved("buffered", (kind, i) => {
         const p = (i * opts.chunkBytes) % (pattern.length - opts.chunkBytes + 1);
-        return write(att[kind], i * opts.chunkBytes, pattern.subarray(p, p + len(i)));
+        engine.write(att[kind], i * opts.chunkBytes, pattern.subarray(p, p + len(i)));
       });
       const flushMs = { plain: 0, encrypted: 0 };
       for (const kind of r % 2 === 0 ? KINDS : [...KINDS].reverse()) flushMs[kind] = timeMs(() => engine.flush(att[kind]));
-      const readAll = (phase: string) => interleaved(phase, (kind, i) => read(att[kind], i * opts.chunkBytes, len(i)));
+      const readAll = (phase: string) => interleaved(phase, (kind, i) => engine.read(att[kind], i * opts.chunkBytes, len(i)));
       const expected = (i: number) => {
         const p = (i * opts.chunkBytes) % (pattern.length - opts.chunkBytes + 1);
         return pattern.subarray(p, p + len(i));
       };
       let coldMs: Record<Kind, number> | null = null;
-      if (coldOk && dropCaches()) coldMs = await readAll("cold");
+      if (coldOk && dropCaches()) coldMs = readAll("cold");
       else coldOk = false;
       // Untimed pass: every page cached (also after a failed drop), and the data checked.
-      await interleaved("prewarm", async (kind, i) => {
-        if (!(await read(att[kind], i * opts.chunkBytes, len(i))).equals(expected(i))) throw new Error(`io: ${kind} disk returned wrong data at chunk ${i}`);
+      interleaved("prewarm", (kind, i) => {
+        if (!engine.read(att[kind], i * opts.chunkBytes, len(i)).equals(expected(i))) throw new Error(`io: ${kind} disk returned wrong data at chunk ${i}`);
       });
       const warm: Record<Kind, number[]> = { plain: [], encrypted: [] };
       for (let w = 0; w < opts.warmReps; w++) {
-        const m = await readAll("warm");
+        const m = readAll("warm");
         for (const kind of KINDS) warm[kind].push(m[kind]);
       }
       for (const kind of KINDS) {
@@ -155,7 +130,7 @@ export async function benchIo(base: string, opts: IoOptions): Promise<IoResult> 
         };
         runs[kind].push(run);
         log(
-          `io ${opts.api}${opts.queueDepth > 1 ? ` qd${opts.queueDepth}` : ""} rep ${r + 1}/${opts.reps} ${kind.padEnd(9)} buffered ${run.bufferedMiBs.toFixed(0)} durable ${run.durableMiBs.toFixed(0)} cold ${run.coldMiBs?.toFixed(0) ?? "-"} warm ${run.warmMiBs.toFixed(0)} MiB/s`,
+          `io rep ${r + 1}/${opts.reps} ${kind.padEnd(9)} buffered ${run.bufferedMiBs.toFixed(0)} durable ${run.durableMiBs.toFixed(0)} cold ${run.coldMiBs?.toFixed(0) ?? "-"} warm ${run.warmMiBs.toFixed(0)} MiB/s`,
         );
         engine.detachDisk(att[kind]);
         engine.deleteDisk(disks[kind]);

@@ -7,7 +7,6 @@
  * Options: --quick; --only=io,cipher,snapshot,ops,migrate,provider,nbd; --skip=...;
  * --dir=PATH (scratch directory, default a fresh one under the OS temp dir, removed at the
  * end); --out=PATH (default bench/results.json); --chunk-kib=N (I/O call size, default 4096);
- * --qd=N (calls in flight at once on the asynchronous I/O path, default 1);
  * --reps=N (I/O and cipher repetitions); --whatif=readpath,cache[:MiB],prefetch,parseal,paropen (patch the
  * engine at run time with the prototypes in bench/whatif.ts; such results are marked).
  *
@@ -36,14 +35,12 @@ interface Args {
   dir?: string;
   out: string;
   chunkKiB: number;
-  /** Calls in flight at once on the async I/O path. */
-  queueDepth: number;
   reps?: number;
   whatif: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, only: new Set(SECTIONS), out: path.resolve(__dirname, "..", "..", "bench", "results.json"), chunkKiB: 4096, queueDepth: 1, whatif: [] };
+  const a: Args = { quick: false, only: new Set(SECTIONS), out: path.resolve(__dirname, "..", "..", "bench", "results.json"), chunkKiB: 4096, whatif: [] };
   for (const arg of argv) {
     const [k, v] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, ""];
     if (k === "--quick") a.quick = true;
@@ -52,11 +49,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === "--dir") a.dir = v;
     else if (k === "--out") a.out = path.resolve(v);
     else if (k === "--chunk-kib") a.chunkKiB = Number(v);
-    else if (k === "--qd") a.queueDepth = Math.max(1, Math.floor(Number(v)) || 1);
     else if (k === "--reps") a.reps = Number(v);
     else if (k === "--whatif") a.whatif = v.split(",").filter(Boolean);
     else if (k === "--help" || k === "-h") {
-      process.stdout.write("usage: npm run bench [-- --quick] [--only=a,b] [--skip=a,b] [--dir=PATH] [--out=PATH] [--chunk-kib=N] [--qd=N] [--reps=N] [--whatif=readpath,cache[:MiB],prefetch,parseal,paropen]\n");
+      process.stdout.write("usage: npm run bench [-- --quick] [--only=a,b] [--skip=a,b] [--dir=PATH] [--out=PATH] [--chunk-kib=N] [--reps=N] [--whatif=readpath,cache[:MiB],prefetch,parseal,paropen]\n");
       process.exit(0);
     } else throw new Error(`unknown option ${arg}`);
   }
@@ -167,27 +163,19 @@ async function main(): Promise<void> {
     if ("error" in r.openssl) notes.push(`cipher: ${r.openssl.error}`);
   });
 
-  await section("io", async () => {
-    // The headline keys use the engine's asynchronous path (what the NBD server uses); the
-    // synchronous path is measured too, under io.sync.*.
-    results["io.queue_depth"] = args.queueDepth;
-    for (const api of ["async", "sync"] as const) {
-      const r = await benchIo(base, { api, queueDepth: api === "async" ? args.queueDepth : 1, dataBytes: q ? 192 * MiB : GiB, chunkBytes: args.chunkKiB * 1024, sliceBytes: 32 * MiB, reps: args.reps ?? 3, warmReps: q ? 1 : 3 });
-      detail[api === "async" ? "io" : "ioSync"] = r;
-      const prefix = api === "async" ? "io." : "io.sync.";
-      const map = { buffered: "seq_write_buffered", durable: "seq_write_durable", cold: "seq_read_cold", warm: "seq_read_warm" } as const;
-      for (const [k, name] of Object.entries(map) as [keyof typeof map, string][]) {
-        const ratio = r.ratios[k];
-        results[`${prefix}${name}_ratio`] = Number.isFinite(ratio.median) ? ratio.median : null;
-        results[`${prefix}${name}_plain_mibs`] = Number.isFinite(r.mibs[k].plain.median) ? r.mibs[k].plain.median : null;
-        results[`${prefix}${name}_encrypted_mibs`] = Number.isFinite(r.mibs[k].encrypted.median) ? r.mibs[k].encrypted.median : null;
-        spread[`${prefix}${name}_ratio`] = ratio;
-      }
-      for (const [phase, v] of Object.entries(r.cpuRatios)) results[`${prefix}cpu_cost_ratio_${phase}`] = v;
-      notes.push(
-        `io (${api === "async" ? (args.queueDepth > 1 ? `engine.writeAsync/readAsync, ${args.queueDepth} calls in flight` : "engine.writeAsync/readAsync, each call awaited") : "io.sync.*: engine.write/read"}): ${r.options.dataBytes / MiB} MiB sequential in ${r.options.chunkBytes / 1024} KiB calls, plain and encrypted alternating every ${r.options.sliceBytes / MiB} MiB, ${r.options.reps} reps; cold read: ${r.coldMethod}`,
-      );
+  await section("io", () => {
+    const r = benchIo(base, { dataBytes: q ? 192 * MiB : GiB, chunkBytes: args.chunkKiB * 1024, sliceBytes: 32 * MiB, reps: args.reps ?? 3, warmReps: q ? 1 : 3 });
+    detail.io = r;
+    const map = { buffered: "seq_write_buffered", durable: "seq_write_durable", cold: "seq_read_cold", warm: "seq_read_warm" } as const;
+    for (const [k, name] of Object.entries(map) as [keyof typeof map, string][]) {
+      const ratio = r.ratios[k];
+      results[`io.${name}_ratio`] = Number.isFinite(ratio.median) ? ratio.median : null;
+      results[`io.${name}_plain_mibs`] = Number.isFinite(r.mibs[k].plain.median) ? r.mibs[k].plain.median : null;
+      results[`io.${name}_encrypted_mibs`] = Number.isFinite(r.mibs[k].encrypted.median) ? r.mibs[k].encrypted.median : null;
+      spread[`io.${name}_ratio`] = ratio;
     }
+    for (const [phase, v] of Object.entries(r.cpuRatios)) results[`io.cpu_cost_ratio_${phase}`] = v;
+    notes.push(`io: ${r.options.dataBytes / MiB} MiB sequential in ${r.options.chunkBytes / 1024} KiB calls, plain and encrypted alternating every ${r.options.sliceBytes / MiB} MiB, ${r.options.reps} reps; cold read: ${r.coldMethod}`);
   });
 
   await section("snapshot", () => {

@@ -279,17 +279,9 @@ export interface Engine {
   read(attachmentId: string, offset: number, length: number): Buffer;
   /** Write `data` at `offset` through an attachment. Durable against a process kill when it returns. */
   write(attachmentId: string, offset: number, data: Buffer): void;
-  /**
-   * `read` with the file I/O on libuv's thread pool, overlapped with decryption on the calling
-   * thread: the path for servers (the NBD server uses it). Reads under 1 MiB run as `read`.
-   */
+  /** `read` as a Promise, for servers that keep several requests in flight (the NBD server). */
   readAsync(attachmentId: string, offset: number, length: number): Promise<Buffer>;
-  /**
-   * `write` with the file I/O on libuv's thread pool, overlapped with encryption: durable
-   * against a process kill when the promise resolves; a write that fails or is interrupted
-   * changes nothing. Writes of under 1 MiB of whole units, and writes to plain disks, run as
-   * `write`.
-   */
+  /** `write` as a Promise, for servers that keep several requests in flight; a failed write changes nothing. */
   writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void>;
   /** Zero a range (unmaps whole units; partial units are written as zeros). */
   writeZeroes(attachmentId: string, offset: number, length: number): void;

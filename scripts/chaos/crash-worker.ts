@@ -6,7 +6,7 @@
 import { isEngineError, openEngine, type Engine } from "../../provider/engine";
 import { Journal, pattern, rng, ZONE } from "./common";
 
-export type CrashKind = "create" | "attach" | "write-small" | "write-large" | "write-async" | "snapshot" | "rollback" | "migrate" | "delete";
+export type CrashKind = "create" | "attach" | "write-small" | "write-large" | "snapshot" | "rollback" | "migrate" | "delete";
 
 export interface WorkerConfig {
   dir: string;
@@ -31,47 +31,8 @@ export interface Setup {
   groups?: { disk: string; snap: string; clone: string }[];
 }
 
-/**
- * write-async: the slots of write-large written through engine.writeAsync, one awaited at a
- * time (the journal's one-in-flight model), so kills land between slot reservation, the
- * pieces sealed here and written on the thread pool, and the commit.
- */
-async function mainAsync(cfg: WorkerConfig): Promise<void> {
-  const e = openEngine({ dir: cfg.dir, kmsRootKeyFile: cfg.kmsRootKeyFile });
-  const j = new Journal(cfg.journal);
-  const rand = rng(cfg.seed);
-  const slots = cfg.setup.slots as NonNullable<Setup["slots"]>;
-  process.stdout.write("ready\n");
-  const ppid = process.ppid;
-  const hardStop = Date.now() + 60_000;
-  for (let k = 0, i = 0; k < cfg.maxOps; k++) {
-    if (process.ppid !== ppid || Date.now() > hardStop) break;
-    const slot = Math.floor(rand() * slots.length);
-    const sl = slots[slot];
-    const gen = `${cfg.round}.${k}`;
-    const n = i++;
-    j.log({ t: "b", i: n, op: "write", slot, gen });
-    await e.writeAsync(cfg.setup.attachments[sl.att], sl.offset, pattern(gen, sl.length));
-    j.log({ t: "a", i: n });
-    if (k % 20 === 19) {
-      const m = i++;
-      j.log({ t: "b", i: m, op: "flush" });
-      e.flush(cfg.setup.attachments[sl.att]);
-      j.log({ t: "a", i: m });
-    }
-  }
-  e.close();
-}
-
 function main(): void {
   const cfg = JSON.parse(process.argv[2]) as WorkerConfig;
-  if (cfg.kind === "write-async") {
-    mainAsync(cfg).catch((err) => {
-      process.stderr.write(`worker error: ${isEngineError(err) ? JSON.stringify(err.toJSON()) : (err as Error)?.stack ?? String(err)}\n`);
-      process.exit(3);
-    });
-    return;
-  }
   const e = openEngine({ dir: cfg.dir, kmsRootKeyFile: cfg.kmsRootKeyFile });
   const j = new Journal(cfg.journal);
   const rand = rng(cfg.seed);

@@ -15,7 +15,7 @@ import { isEngineError, openEngine, type Engine } from "../../provider/engine";
 import { INSTANCE_TYPE, Journal, pattern, rng, sleep, spawnWorker, splitJournal, tempEngineDir, whichGen, ZONE } from "./common";
 import type { CrashKind, Setup, WorkerConfig } from "./crash-worker";
 
-export const CRASH_KINDS: CrashKind[] = ["create", "attach", "write-small", "write-large", "write-async", "snapshot", "rollback", "migrate", "delete"];
+export const CRASH_KINDS: CrashKind[] = ["create", "attach", "write-small", "write-large", "snapshot", "rollback", "migrate", "delete"];
 
 /** Problem texts of engine defects already reported (docs/reliability.md); counted apart, not failed on. */
 // Empty: D4, D5 (caa2d94) and D19 (9d13e18) were fixed in the engine; their deterministic
@@ -59,7 +59,6 @@ const DEFAULT_DELAY: Record<CrashKind, number> = {
   attach: 250,
   "write-small": 300,
   "write-large": 500,
-  "write-async": 500,
   snapshot: 300,
   rollback: 400,
   migrate: 600,
@@ -91,8 +90,7 @@ function setupKind(e: Engine, kind: CrashKind): Setup {
       const slots = Array.from({ length: 48 }, (_, k) => ({ att: k % 2, offset: 123 + k * 4000, length: 3000 }));
       return { instanceId, disks, attachments: disks.map(attach), slots };
     }
-    case "write-large":
-    case "write-async": {
+    case "write-large": {
       const disks = [disk(2, true)];
       const slots = Array.from({ length: 10 }, (_, k) => ({ att: 0, offset: k * 4 * MiB + 1000 + k * 7, length: MiB + k * 300_001 }));
       return { instanceId, disks, attachments: disks.map(attach), slots };
@@ -347,8 +345,7 @@ function verifyKind(
       return;
     }
     case "write-small":
-    case "write-large":
-    case "write-async": {
+    case "write-large": {
       const slots = s.slots as NonNullable<Setup["slots"]>;
       for (const a of acked) if (a.op === "write") st.lastGen.set(a.slot as number, a.gen as string);
       const inflightSlot = inflight?.op === "write" ? (inflight.slot as number) : -1;

@@ -1,9 +1,8 @@
 /**
  * The engine as an ExportBackend: every current attachment is an export named by its
  * attachment id, sized by its capacityBytes (L6), keyed by its 0600 psktool key file.
- * All I/O goes through the engine's encrypted block store; reads and writes take its
- * asynchronous path (file I/O of large requests on libuv's thread pool), so the requests a
- * connection keeps in flight overlap cipher work with I/O.
+ * All I/O goes through the engine's encrypted block store (`readAsync` / `writeAsync`, the
+ * Promise form of `read` / `write`).
  */
 import type { Engine } from "../types";
 import { ExportBackend, ExportInfo, readPskFile } from "./backend";

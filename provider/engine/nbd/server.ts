@@ -12,7 +12,7 @@
  * are in flight, up to MAX_INFLIGHT_REQUESTS requests and MAX_INFLIGHT_BYTES of READ/WRITE
  * payload, and stops reading at the bound (the reader then pauses the socket past its
  * high-water mark). READ and WRITE go to the backend, which may answer with a Promise (the
- * engine's asynchronous path); each reply goes out, as whole messages, when its request
+ * engine's readAsync / writeAsync); each reply goes out, as whole messages, when its request
  * completes, so replies may come out of order (matched by handle, as NBD allows). Ordering that
  * NBD requires is kept: a FLUSH waits for the writes (WRITE, TRIM, WRITE_ZEROES) in flight on
  * its connection before flushing; TRIM and WRITE_ZEROES wait for in-flight writes that overlap

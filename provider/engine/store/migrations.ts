@@ -165,21 +165,4 @@ ALTER TABLE attachments ADD COLUMN psk_key TEXT;
 CREATE TABLE dead_lineages (lineage_id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL);
 `,
   },
-  {
-    version: 3,
-    sql: `
--- Slots handed to an asynchronous write whose data is being written outside any transaction
--- (the map flips to them, and the row goes, when the write commits). A slot is named by a unit,
--- free, or reserved: never two of these. Reservations of a process that died are freed by the
--- next engine open or check (the pid is not alive); a live process's are never touched.
-CREATE TABLE slot_reservations (
-  lineage_id TEXT NOT NULL,
-  slot INTEGER NOT NULL,
-  pid INTEGER NOT NULL,
-  created_at TEXT NOT NULL,
-  PRIMARY KEY (lineage_id, slot)
-) WITHOUT ROWID;
-CREATE INDEX slot_reservations_pid ON slot_reservations(pid);
-`,
-  },
 ];
