@@ -180,7 +180,8 @@ describeTools("W1: many requests in flight from real clients through NBD+TLS int
     expect(backend.writes.max).toBeLessThanOrEqual(4 * MAX_INFLIGHT_REQUESTS);
     // nbdcopy --flush flushes once all its writes are answered: each flush saw every write done.
     expect(backend.flushes.length).toBeGreaterThanOrEqual(1);
-    for (const f of backend.flushes) expect(f).toEqual({ started: 256, done: 256, inFlight: 0 });
+    for (const f of backend.flushes) expect(f).toEqual({ started: f.started, done: f.started, inFlight: 0 });
+    expect(backend.flushes.some((f) => f.started === 256)).toBe(true);
     // The engine, through another handle, reads what was written.
     expect(sha256(mgmt.read(att.attachmentId, 0, image.length))).toBe(sha256(image));
 
@@ -220,9 +221,12 @@ describeTools("W1: many requests in flight from real clients through NBD+TLS int
     expect(r.code).toBe(0);
     expect(r.stdout).not.toMatch(/Pattern verification failed|error|fail/i);
     expect(backend.writes.total).toBe(32);
-    // The FLUSH (and any qemu sends when it closes the image) ran once every write had completed.
+    // Every FLUSH ran once each write received before it had completed; the explicit one came
+    // after all 32. (qemu may send FLUSHes of its own in between: the engine completes each
+    // small write at once, so qemu sees its queue drain early; seen once in CI, 17 writes in.)
     expect(backend.flushes.length).toBeGreaterThanOrEqual(1);
-    for (const f of backend.flushes) expect(f).toEqual({ started: 32, done: 32, inFlight: 0 });
+    for (const f of backend.flushes) expect(f).toEqual({ started: f.started, done: f.started, inFlight: 0 });
+    expect(backend.flushes.some((f) => f.started === 32)).toBe(true);
     // The unit written in 16 concurrent pieces lost none of them.
     const want = Buffer.concat([...expected.entries()].filter(([o]) => o < base2).map(([, b]) => b));
     expect(sha256(mgmt.read(att.attachmentId, base, U64K))).toBe(sha256(want));
