@@ -20,12 +20,13 @@
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { openEngine } from "../provider/engine";
 import { EngineBackend } from "../provider/engine/nbd/engine-backend";
 import { NbdServer } from "../provider/engine/nbd/server";
+import { freePort, waitForPort } from "../test/nbd/helpers";
+import { median } from "./stats";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -73,33 +74,6 @@ async function timed(cmd: string, args: string[], bytes: number): Promise<number
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
   return bytes / MiB / secs;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitForPort(port: number, ms = 10000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`nothing listening on port ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;

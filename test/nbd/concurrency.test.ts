@@ -181,15 +181,8 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
 
 async function opened(opts: { name?: string; structured?: boolean; port?: number } = {}): Promise<RawClient> {
   const name = opts.name ?? A;
-  const { c } = await RawClient.hello(opts.port ?? port);
+  const c = await RawClient.open(opts.port ?? port, name, name === A ? keyA : keyBig, { structured: opts.structured });
   clients.push(c);
-  await c.starttls(name, name === A ? keyA : keyBig);
-  if (opts.structured) {
-    c.sendOpt(P.NBD_OPT_STRUCTURED_REPLY);
-    expect((await c.optReply()).type).toBe(P.NBD_REP_ACK);
-  }
-  const go = await c.goOrInfo(P.NBD_OPT_GO, name);
-  expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
   return c;
 }
 
@@ -492,11 +485,8 @@ describe("ending a connection with requests in flight", () => {
     const { key } = backend.add(name, MiB);
     try {
       await waitFor(() => server.findExport(name) !== undefined);
-      const { c } = await RawClient.hello(port);
+      const c = await RawClient.open(port, name, key);
       clients.push(c);
-      await c.starttls(name, key);
-      const go = await c.goOrInfo(P.NBD_OPT_GO, name);
-      expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
       const releases = backend.releases;
       c.request(P.NBD_CMD_WRITE, { handle: 1n, offset: 0, data: Buffer.alloc(512, 1) });
       await backend.waitHeld(1);

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { openEngine } from "../../provider/engine";
 import type { Attachment, Engine } from "../../provider/engine";
-import type { ExportBackend, ExportInfo } from "../../provider/engine/nbd/backend";
+import { readPskFile, type ExportBackend, type ExportInfo } from "../../provider/engine/nbd/backend";
 import { EngineBackend } from "../../provider/engine/nbd/engine-backend";
 import { MAX_INFLIGHT_REQUESTS, NbdServer } from "../../provider/engine/nbd/server";
 import { clientAccess } from "../../provider/engine/nbd/uri";
@@ -235,12 +235,8 @@ describeTools("W1: many requests in flight from real clients through NBD+TLS int
   });
 
   test("W1: a FLUSH sent right behind 16 pipelined 1 MiB writes runs only once all of them are in the encrypted disk", async () => {
-    const key = Buffer.from(fs.readFileSync(att.pskFile, "utf8").trim().split(":")[1], "hex");
-    const { c } = await RawClient.hello(port);
+    const c = await RawClient.open(port, att.attachmentId, readPskFile(att.pskFile, att.attachmentId) as Buffer);
     try {
-      await c.starttls(att.attachmentId, key);
-      const go = await c.goOrInfo(P.NBD_OPT_GO, att.attachmentId);
-      expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
       const data = crypto.randomBytes(16 * MiB);
       const at = 400 * MiB;
       // Pieces out of address order, each 1 MiB (16 encryption units), then FLUSH without waiting.
@@ -266,12 +262,8 @@ describeTools("W1: many requests in flight from real clients through NBD+TLS int
     const size = Number((await run("nbdinfo", ["--size", uri()])).stdout.trim());
     expect(size).toBe(att.capacityBytes);
     expect(size).toBe(1 * GiB);
-    const key = Buffer.from(fs.readFileSync(att.pskFile, "utf8").trim().split(":")[1], "hex");
-    const { c } = await RawClient.hello(port);
+    const c = await RawClient.open(port, att.attachmentId, readPskFile(att.pskFile, att.attachmentId) as Buffer);
     try {
-      await c.starttls(att.attachmentId, key);
-      const go = await c.goOrInfo(P.NBD_OPT_GO, att.attachmentId);
-      expect(go[go.length - 1].type).toBe(P.NBD_REP_ACK);
       const a = crypto.randomBytes(1 * MiB);
       const b = crypto.randomBytes(3 * 65536 + 17);
       c.request(P.NBD_CMD_WRITE, { handle: 1n, offset: size - 2 * MiB, data: a });

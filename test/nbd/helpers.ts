@@ -53,6 +53,28 @@ export class RawClient {
     return { c, flags: g.readUInt16BE(16) };
   }
 
+  /**
+   * Connect, STARTTLS with `key` as `name`'s PSK, optionally negotiate structured replies, then
+   * NBD_OPT_GO `name`: a client in transmission, or an error if any step was refused.
+   */
+  static async open(port: number, name: string, key: Buffer, opts: { structured?: boolean } = {}): Promise<RawClient> {
+    const { c } = await RawClient.hello(port);
+    try {
+      await c.starttls(name, key);
+      if (opts.structured) {
+        c.sendOpt(P.NBD_OPT_STRUCTURED_REPLY);
+        const r = await c.optReply();
+        if (r.type !== P.NBD_REP_ACK) throw new Error(`STRUCTURED_REPLY refused: ${r.type}`);
+      }
+      const go = await c.goOrInfo(P.NBD_OPT_GO, name);
+      if (go[go.length - 1].type !== P.NBD_REP_ACK) throw new Error(`GO ${name} refused: ${go[go.length - 1].type}`);
+      return c;
+    } catch (e) {
+      c.destroy();
+      throw e;
+    }
+  }
+
   read(n: number): Promise<Buffer> {
     return this.reader.read(n);
   }
