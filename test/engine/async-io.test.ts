@@ -1,6 +1,7 @@
 /**
  * engine.readAsync / engine.writeAsync (what the NBD server calls, several requests in flight):
- * the same data, format and guarantees as read / write, also when calls overlap.
+ * the same data, format and guarantees as read / write, also when calls are issued without
+ * waiting for the ones before.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -110,7 +111,7 @@ describe("readAsync / writeAsync", () => {
     expect((await t.engine.readAsync(att.attachmentId, 0, 9 * UNIT)).equals(pattern(16 * UNIT).subarray(0, 9 * UNIT))).toBe(true);
   });
 
-  test("many reads and writes in flight at once on two disks: every write lands whole, the map stays consistent", async () => {
+  test("many reads and writes issued without waiting, on two disks: every write lands whole, the map stays consistent", async () => {
     const { att } = setupEncrypted(t.engine);
     const plainAtt = plainSetup(t.engine);
     const ops: Promise<unknown>[] = [];
@@ -133,12 +134,12 @@ describe("readAsync / writeAsync", () => {
     expect(t.engine.check().problems).toEqual([]);
   });
 
-  test("K4: releaseKeys while writes are in flight neither loses them nor seals anything with a zeroed key", async () => {
+  test("K4: releaseKeys between calls issued without waiting loses no write, and the next open derives the key again", async () => {
     const { att } = setupEncrypted(t.engine);
     const data = mixed(4 << 20, 99);
     const pending = t.engine.writeAsync(att.attachmentId, 0, data);
     const reading = t.engine.readAsync(att.attachmentId, 0, 4 << 20);
-    t.engine.releaseKeys(); // zeroes the shared working key while both operations await
+    t.engine.releaseKeys(); // zeroes the working key before either promise is awaited
     await pending;
     await reading;
     t.reopen();
@@ -158,13 +159,13 @@ describe("readAsync / writeAsync", () => {
     expect((await t.engine.readAsync(again.attachmentId, 0, 2 << 20)).equals(first)).toBe(true);
   });
 
-  test("a read in flight while its disk is detached and deleted ends cleanly: its data, or NotAttached", async () => {
+  test("a read issued before its disk is detached and deleted ends cleanly: its data, or NotAttached", async () => {
     const { disk, att } = setupEncrypted(t.engine);
     const data = mixed(4 << 20, 8);
     await t.engine.writeAsync(att.attachmentId, 0, data);
     const reading = t.engine.readAsync(att.attachmentId, 0, 4 << 20);
     t.engine.detachDisk(att.attachmentId);
-    t.engine.deleteDisk(disk.diskId); // closes (after the read) and removes the block file
+    t.engine.deleteDisk(disk.diskId); // closes and removes the block file
     try {
       expect((await reading).equals(data)).toBe(true);
     } catch (e) {

@@ -203,7 +203,7 @@ export class BlockStore {
         const e = Math.min(offset + length, unitStart + UNIT);
         plain.copy(out, s - offset, s - unitStart, e - unitStart);
       },
-      this.readCacheUnits > 0 && owner.key !== null,
+      this.readCacheUnits > 0, // plain owners went to readPlain
     );
     // An encrypted unit that authenticated under the nonce, tag and AAD we looked up is exactly
     // the data the map named then (one that does not goes through `authFailed`), so encrypted
