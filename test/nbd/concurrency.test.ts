@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import type { ExportBackend, ExportInfo } from "../../provider/engine/nbd/backend";
 import { MemoryBackend } from "../../provider/engine/nbd/memory-backend";
 import { MAX_INFLIGHT_BYTES, MAX_INFLIGHT_REQUESTS, NbdServer } from "../../provider/engine/nbd/server";
-import { P, RawClient, tmpDir } from "./helpers";
+import { P, RawClient, tmpDir, waitFor } from "./helpers";
 
 const MiB = 1024 * 1024;
 const U = 65536;
@@ -170,14 +170,6 @@ const logs: string[] = [];
 const clients: RawClient[] = [];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await sleep(10);
-  }
-}
 
 async function opened(opts: { name?: string; structured?: boolean; port?: number } = {}): Promise<RawClient> {
   const name = opts.name ?? A;

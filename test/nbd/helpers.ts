@@ -277,6 +277,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Resolves once `cond()` holds (polled every 10 ms); rejects after `ms`. */
+export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Resolves once something accepts connections on 127.0.0.1:`port`; rejects after `ms`. */
 export async function waitForPort(port: number, ms = 10000): Promise<void> {
   const end = Date.now() + ms;

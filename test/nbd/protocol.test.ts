@@ -6,7 +6,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import { MemoryBackend } from "../../provider/engine/nbd/memory-backend";
 import { NbdServer } from "../../provider/engine/nbd/server";
-import { P, RawClient, tmpDir } from "./helpers";
+import { P, RawClient, tmpDir, waitFor } from "./helpers";
 
 const MiB = 1024 * 1024;
 const A = "att-aaaaaaaa";
@@ -19,14 +19,6 @@ let keyA: Buffer;
 let keyB: Buffer;
 const logs: string[] = [];
 const clients: RawClient[] = [];
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function ready(name = A, key?: Buffer): Promise<RawClient> {
   const { c } = await RawClient.hello(port);
