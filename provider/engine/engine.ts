@@ -1185,7 +1185,11 @@ class LocalEngine implements Engine {
     const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
     const prepared = this.blocks.prepareWrite(owner, offset, buf);
-    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+    try {
+      this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+    } finally {
+      this.blocks.release(prepared);
+    }
   }
 
   /** `write` for servers that keep several requests in flight (see `readAsync`). */

@@ -21,12 +21,15 @@ import * as fs from "fs";
 import * as path from "path";
 import { EngineError, ErrorCodes } from "../errors";
 import type { Db } from "../store/db";
+import * as gcm from "./gcm";
 
 /** Size of one data unit: the cipher and allocation granularity. */
 export const UNIT = 64 * 1024;
 const ZERO_UNIT = Buffer.alloc(UNIT);
 /** Longest run of units read or written with one system call. */
 const MAX_RUN = 64;
+/** Ciphertext buffers (MAX_RUN units each) kept for reuse by prepared writes. */
+const SEAL_POOL = 4;
 
 interface UnitRow {
   idx: number;
@@ -39,6 +42,8 @@ interface UnitRow {
 export interface PreparedWrite {
   sealed: SealedUnit[];
   partial: { idx: number; from: number; bytes: Buffer }[];
+  /** Pooled buffers holding `sealed` ciphertext, handed back by `release`. */
+  buffers: Buffer[];
 }
 
 /** A unit ready to be stored: ciphertext (or plaintext for plain disks), or null for a hole. */
@@ -57,8 +62,9 @@ export interface Owner {
   key: Buffer | null;
 }
 
-function aad(lineageId: string, idx: number): Buffer {
-  return Buffer.from(`${lineageId}:${idx}`, "utf8");
+/** Unit `idx` of a lineage is sealed with the AAD `${lineageId}:${idx}` (see gcm.ts). */
+function aadPrefix(lineageId: string): string {
+  return `${lineageId}:`;
 }
 
 export class BlockStore {
@@ -79,11 +85,14 @@ export class BlockStore {
   private readonly seen = new Map<string, Buffer>();
   private readonly dirty = new Set<string>();
   /**
-   * The buffer encrypted runs are read into, reused: a fresh 4 MiB allocation per run is new
-   * memory every time (page faults on every call). It only ever holds ciphertext; decrypted
-   * units are new buffers.
+   * The buffers encrypted runs are read into (ciphertext) and, when the caller gives no
+   * target, decrypted into (plaintext), reused: a fresh 4 MiB allocation per run is new memory
+   * every time (page faults on every call). `plainBuf` is zeroed on close.
    */
   private runBuf: Buffer | null = null;
+  private plainBuf: Buffer | null = null;
+  /** Free ciphertext buffers for `prepareWrite` (see `release`): no fresh 4 MiB per write. */
+  private readonly sealPool: Buffer[] = [];
   private readonly st;
 
   constructor(
@@ -140,6 +149,7 @@ export class BlockStore {
   close(): void {
     for (const id of [...this.fds.keys()]) this.forget(id);
     this.dropCache();
+    this.plainBuf?.fill(0);
   }
 
   /** Zeroes and drops cached plaintext (of one lineage, or all). */
@@ -176,7 +186,7 @@ export class BlockStore {
     const old = this.cache.get(k);
     if (old) old.plain.fill(0);
     this.cache.delete(k);
-    this.cache.set(k, { nonce: Buffer.from(nonce), plain });
+    this.cache.set(k, { nonce: Buffer.from(nonce), plain: Buffer.from(plain) });
     while (this.cache.size > this.readCacheUnits) {
       const [oldest, v] = this.cache.entries().next().value as [string, { plain: Buffer }];
       v.plain.fill(0);
@@ -192,18 +202,39 @@ export class BlockStore {
     if (length === 0) return Buffer.alloc(0);
     const first = Math.floor(offset / UNIT);
     const last = Math.floor((offset + length - 1) / UNIT);
-    const rows = this.st.range.all(owner.ownerId, first, last) as UnitRow[];
+    const end = offset + length;
+    let rows = this.st.range.all(owner.ownerId, first, last) as UnitRow[];
     const out = this.holesZeroed(offset, length, rows);
+    const copyOut = (row: UnitRow, plain: Buffer) => {
+      const unitStart = row.idx * UNIT;
+      const s = Math.max(offset, unitStart);
+      const e = Math.min(end, unitStart + UNIT);
+      plain.copy(out, s - offset, s - unitStart, e - unitStart);
+    };
+    const cached = this.readCacheUnits > 0;
+    if (cached) {
+      rows = rows.filter((row) => {
+        const hit = this.cacheGet(owner, row);
+        if (hit) copyOut(row, hit);
+        return !hit;
+      });
+    }
     this.forEachRun(
       owner,
       rows,
-      (row, plain) => {
-        const unitStart = row.idx * UNIT;
-        const s = Math.max(offset, unitStart);
-        const e = Math.min(offset + length, unitStart + UNIT);
-        plain.copy(out, s - offset, s - unitStart, e - unitStart);
+      (run, plain, intoOut) => {
+        for (let k = 0; k < run.length; k++) {
+          const unit = plain.subarray(k * UNIT, (k + 1) * UNIT);
+          if (cached) this.cachePut(owner, run[k], unit);
+          if (!intoOut) copyOut(run[k], unit);
+        }
       },
-      this.readCacheUnits > 0, // plain owners went to readPlain
+      // A run of consecutive units wholly inside the range is decrypted straight into the result.
+      (run) => {
+        const a = run[0].idx * UNIT;
+        const b = (run[run.length - 1].idx + 1) * UNIT;
+        return a >= offset && b <= end && b - a === run.length * UNIT ? out.subarray(a - offset, b - offset) : null;
+      },
     );
     // An encrypted unit that authenticated under the nonce, tag and AAD we looked up is exactly
     // the data the map named then (one that does not goes through `authFailed`), so encrypted
@@ -231,14 +262,7 @@ export class BlockStore {
       const from = Math.max(offset, rows[i].idx * UNIT);
       const to = Math.min(end, (rows[j - 1].idx + 1) * UNIT);
       const pos = rows[i].slot * UNIT + (from - rows[i].idx * UNIT);
-      const target = out.subarray(from - offset, to - offset);
-      let got = 0;
-      while (got < target.length) {
-        const n = fs.readSync(fd, target, got, target.length - got, pos + got);
-        if (n === 0) break;
-        got += n;
-      }
-      if (got < target.length) target.fill(0, got);
+      readFull(fd, out.subarray(from - offset, to - offset), pos);
       i = j;
     }
     // Another process may have moved a unit and handed its old slot to another unit while we
@@ -274,81 +298,100 @@ export class BlockStore {
   }
 
   /**
-   * Reads the given rows in runs of consecutive slots and hands each unit's plaintext to `fn`
-   * (which must not keep or change it). With `cached`, decrypted units come from and go to the
-   * read cache.
+   * Reads `rows` in runs of consecutive slots (one system call each) and hands each run's
+   * plaintext, its units back to back, to `fn`. An encrypted run is read into a reused buffer
+   * and decrypted into what `into(run)` returns, or else into a reused buffer that `fn` must not
+   * keep (`given` tells which). A plain run is a fresh buffer, read into directly.
    */
-  private forEachRun(owner: Owner, allRows: UnitRow[], fn: (row: UnitRow, plain: Buffer) => void, cached = false): void {
-    let rows = allRows;
-    if (cached) {
-      rows = [];
-      for (const row of allRows) {
-        const hit = this.cacheGet(owner, row);
-        if (hit) fn(row, hit);
-        else rows.push(row);
-      }
-    }
-    // One key object per call: createDecipheriv with a raw key imports it again for every unit.
-    const key = owner.key && rows.length ? crypto.createSecretKey(owner.key) : null;
-    let i = 0;
-    while (i < rows.length) {
+  private forEachRun(owner: Owner, rows: UnitRow[], fn: (run: UnitRow[], plain: Buffer, given: boolean) => void, into?: (run: UnitRow[]) => Buffer | null): void {
+    const fd = rows.length ? this.fd(owner.lineageId) : -1;
+    for (let i = 0; i < rows.length; ) {
       let j = i + 1;
       while (j < rows.length && j - i < MAX_RUN && rows[j].slot === rows[j - 1].slot + 1) j++;
-      const n = j - i;
-      // Plain units are handed to `fn` as views of the run buffer (copyAll keeps them until its
-      // commit), so only encrypted runs may share one.
-      const buf = key ? (this.runBuf ??= Buffer.allocUnsafeSlow(MAX_RUN * UNIT)).subarray(0, n * UNIT) : Buffer.allocUnsafe(n * UNIT);
-      const got = fs.readSync(this.fd(owner.lineageId), buf, 0, n * UNIT, rows[i].slot * UNIT);
-      if (got < n * UNIT) buf.fill(0, got);
-      for (let k = 0; k < n; k++) {
-        const row = rows[i + k];
-        const stored = buf.subarray(k * UNIT, (k + 1) * UNIT);
-        const plain = key ? this.open(owner, row, stored, key) : stored;
-        if (cached) this.cachePut(owner, row, plain);
-        fn(row, plain);
+      const run = rows.slice(i, j);
+      const bytes = run.length * UNIT;
+      if (!owner.key) {
+        const plain = Buffer.allocUnsafe(bytes);
+        readFull(fd, plain, run[0].slot * UNIT);
+        fn(run, plain, false);
+      } else {
+        const stored = (this.runBuf ??= Buffer.allocUnsafeSlow(MAX_RUN * UNIT)).subarray(0, bytes);
+        readFull(fd, stored, run[0].slot * UNIT);
+        const target = into?.(run) ?? null;
+        const plain = target ?? (this.plainBuf ??= Buffer.allocUnsafeSlow(MAX_RUN * UNIT)).subarray(0, bytes);
+        this.openRun(owner, run, stored, plain);
+        fn(run, plain, target !== null);
       }
       i = j;
     }
   }
 
-  private open(owner: Owner, row: UnitRow, stored: Buffer, key: crypto.KeyObject | Buffer | null = owner.key): Buffer {
-    if (!row.nonce || !row.tag || !key) {
-      throw new EngineError(ErrorCodes.StateCorrupt, `unit ${row.idx} of ${owner.ownerId} has no nonce or tag although its disk is encrypted; run: encdisk check`);
+  /** Decrypts and authenticates a run of units (`stored`, back to back) into `plain`. */
+  private openRun(owner: Owner, run: UnitRow[], stored: Buffer, plain: Buffer): void {
+    const nonces = Buffer.allocUnsafe(12 * run.length);
+    const tags = Buffer.allocUnsafe(16 * run.length);
+    const idxs = new Float64Array(run.length);
+    for (let k = 0; k < run.length; k++) {
+      const row = run[k];
+      if (!row.nonce || !row.tag) {
+        throw new EngineError(ErrorCodes.StateCorrupt, `unit ${row.idx} of ${owner.ownerId} has no nonce or tag although its disk is encrypted; run: encdisk check`);
+      }
+      row.nonce.copy(nonces, 12 * k);
+      row.tag.copy(tags, 16 * k);
+      idxs[k] = row.idx;
     }
-    const d = crypto.createDecipheriv("aes-256-gcm", key, row.nonce);
-    d.setAAD(aad(owner.lineageId, row.idx));
-    d.setAuthTag(row.tag);
-    const plain = d.update(stored);
-    try {
-      d.final();
-    } catch {
-      // A concurrent writer in another process may have moved this unit and reused its slot
-      // between our map lookup and our read: if the map changed, the caller's retry reads anew.
-      const now = this.st.row.get(owner.ownerId, row.idx) as UnitRow | undefined;
-      if (!now || now.slot !== row.slot || !now.nonce?.equals(row.nonce)) throw new StaleRead();
-      throw new EngineError(
-        ErrorCodes.DataIntegrity,
-        `unit ${row.idx} (bytes ${row.idx * UNIT}-${(row.idx + 1) * UNIT - 1}) of ${owner.ownerId} failed authentication: its stored ciphertext was altered or corrupted. The data of this unit cannot be trusted; restore it from a snapshot (ApplySnapshot) or rewrite it.`,
-      );
-    }
-    return plain;
+    const bad = gcm.openUnits(owner.key as Buffer, aadPrefix(owner.lineageId), idxs, stored, plain, nonces, tags);
+    if (bad < 0) return;
+    const row = run[bad];
+    // A concurrent writer in another process may have moved this unit and reused its slot
+    // between our map lookup and our read: if the map changed, the caller's retry reads anew.
+    const now = this.st.row.get(owner.ownerId, row.idx) as UnitRow | undefined;
+    if (!now || now.slot !== row.slot || !now.nonce?.equals(row.nonce as Buffer)) throw new StaleRead();
+    throw new EngineError(
+      ErrorCodes.DataIntegrity,
+      `unit ${row.idx} (bytes ${row.idx * UNIT}-${(row.idx + 1) * UNIT - 1}) of ${owner.ownerId} failed authentication: its stored ciphertext was altered or corrupted. The data of this unit cannot be trusted; restore it from a snapshot (ApplySnapshot) or rewrite it.`,
+    );
   }
 
   // ---- writes -----------------------------------------------------------------------------
 
   /**
-   * Encrypts (when keyed) one plaintext unit; all-zero units become holes. `nonce`, when
-   * given, is 12 fresh random bytes (callers sealing many units draw them in one call).
+   * Seals units whose plaintexts lie back to back in `src` (unit k is idxs[k]) and appends
+   * them to `out`: all-zero units become holes; a plain owner stores views of `src`; a keyed
+   * owner gets ciphertext under fresh random nonces, one cipher call per run of up to MAX_RUN
+   * non-zero units, into a new buffer or, given `leases`, one of the pool (listed in `leases`).
    */
-  seal(owner: Owner, idx: number, plain: Buffer, nonce?: Buffer, key: crypto.KeyObject | Buffer | null = owner.key): SealedUnit {
-    if (plain.equals(ZERO_UNIT)) return { idx, data: null, nonce: null, tag: null };
-    if (!key) return { idx, data: plain, nonce: null, tag: null };
-    nonce ??= crypto.randomBytes(12);
-    const c = crypto.createCipheriv("aes-256-gcm", key, nonce);
-    c.setAAD(aad(owner.lineageId, idx));
-    const data = c.update(plain);
-    c.final();
-    return { idx, data, nonce, tag: c.getAuthTag() };
+  private sealUnits(owner: Owner, idxs: number[], src: Buffer, out: SealedUnit[], leases?: Buffer[]): void {
+    const zero = idxs.map((_, k) => src.subarray(k * UNIT, (k + 1) * UNIT).equals(ZERO_UNIT));
+    for (let k = 0; k < idxs.length; ) {
+      if (zero[k]) {
+        out.push({ idx: idxs[k], data: null, nonce: null, tag: null });
+        k++;
+        continue;
+      }
+      let m = k + 1;
+      while (m < idxs.length && m - k < MAX_RUN && !zero[m]) m++;
+      const n = m - k;
+      const plain = src.subarray(k * UNIT, m * UNIT);
+      let data = plain;
+      if (owner.key) {
+        const buf = leases ? (this.sealPool.pop() ?? Buffer.allocUnsafeSlow(MAX_RUN * UNIT)) : Buffer.allocUnsafeSlow(n * UNIT);
+        leases?.push(buf);
+        data = buf.subarray(0, n * UNIT);
+      }
+      const nonces = owner.key ? crypto.randomBytes(12 * n) : null;
+      const tags = owner.key ? Buffer.allocUnsafe(16 * n) : null;
+      if (owner.key) gcm.sealUnits(owner.key, aadPrefix(owner.lineageId), idxs.slice(k, m), plain, data, nonces as Buffer, tags as Buffer);
+      for (let q = 0; q < n; q++) {
+        out.push({
+          idx: idxs[k + q],
+          data: data.subarray(q * UNIT, (q + 1) * UNIT),
+          nonce: nonces?.subarray(12 * q, 12 * q + 12) ?? null,
+          tag: tags?.subarray(16 * q, 16 * q + 16) ?? null,
+        });
+      }
+      k = m;
+    }
   }
 
   /**
@@ -357,29 +400,43 @@ export class BlockStore {
    * so a concurrent writer of the unit's other bytes in another process is never lost.
    */
   prepareWrite(owner: Owner, offset: number, data: Buffer): PreparedWrite {
-    const prepared: PreparedWrite = { sealed: [], partial: [] };
+    const prepared: PreparedWrite = { sealed: [], partial: [], buffers: [] };
     if (data.length === 0) return prepared;
+    const end = offset + data.length;
     const first = Math.floor(offset / UNIT);
-    const last = Math.floor((offset + data.length - 1) / UNIT);
-    const nonces = owner.key ? crypto.randomBytes(12 * (last - first + 1)) : null;
-    // One key object per call: createCipheriv with a raw key imports it again for every unit.
-    const key = owner.key && last > first ? crypto.createSecretKey(owner.key) : owner.key;
+    const last = Math.floor((end - 1) / UNIT);
+    // Units [wholeFirst, wholeEnd) lie wholly inside the write; the rest are partial.
+    const wholeFirst = Math.ceil(offset / UNIT);
+    const wholeEnd = Math.floor(end / UNIT);
     for (let idx = first; idx <= last; idx++) {
+      if (idx >= wholeFirst && idx < wholeEnd) continue;
       const unitStart = idx * UNIT;
       const s = Math.max(offset, unitStart);
-      const e = Math.min(offset + data.length, unitStart + UNIT);
-      if (s === unitStart && e === unitStart + UNIT) {
-        prepared.sealed.push(this.seal(owner, idx, data.subarray(s - offset, e - offset), nonces?.subarray(12 * (idx - first), 12 * (idx - first + 1)), key));
-      } else {
-        prepared.partial.push({ idx, from: s - unitStart, bytes: data.subarray(s - offset, e - offset) });
-      }
+      const e = Math.min(end, unitStart + UNIT);
+      prepared.partial.push({ idx, from: s - unitStart, bytes: data.subarray(s - offset, e - offset) });
+    }
+    if (wholeEnd > wholeFirst) {
+      const idxs = Array.from({ length: wholeEnd - wholeFirst }, (_, k) => wholeFirst + k);
+      this.sealUnits(owner, idxs, data.subarray(wholeFirst * UNIT - offset, wholeEnd * UNIT - offset), prepared.sealed, prepared.buffers);
     }
     return prepared;
   }
 
+  /**
+   * Ends a prepared write, committed or not: its pooled buffers go back to the pool. Call it
+   * once the transaction that committed it is over (a retried transaction commits the same
+   * ciphertext again); the prepared write is empty afterwards.
+   */
+  release(prepared: PreparedWrite): void {
+    for (const b of prepared.buffers) if (this.sealPool.length < SEAL_POOL) this.sealPool.push(b);
+    prepared.buffers.length = 0;
+    prepared.sealed.length = 0;
+    prepared.partial.length = 0;
+  }
+
   /** Whole-unit holes for [offset, offset+length); partial ends are zeroed under the lock. */
   prepareZero(owner: Owner, offset: number, length: number): PreparedWrite {
-    const prepared: PreparedWrite = { sealed: [], partial: [] };
+    const prepared: PreparedWrite = { sealed: [], partial: [], buffers: [] };
     if (length === 0) return prepared;
     const first = Math.floor(offset / UNIT);
     const last = Math.floor((offset + length - 1) / UNIT);
@@ -399,7 +456,7 @@ export class BlockStore {
     for (const p of prepared.partial) {
       const plain = this.read(owner, p.idx * UNIT, UNIT);
       p.bytes.copy(plain, p.from);
-      units.push(this.seal(owner, p.idx, plain));
+      this.sealUnits(owner, [p.idx], plain, units);
     }
     this.commitUnits(owner, units);
   }
@@ -487,7 +544,9 @@ export class BlockStore {
         n = rows.length;
         if (n === 0) return;
         const sealed: SealedUnit[] = [];
-        this.forEachRun(src, rows, (row, plain) => sealed.push(this.seal(dst, row.idx, plain)));
+        // A plain destination keeps views of the plaintext until the commit: fresh buffers then.
+        const fresh = dst.key ? undefined : (run: UnitRow[]) => Buffer.allocUnsafe(run.length * UNIT);
+        this.forEachRun(src, rows, (run, plain) => this.sealUnits(dst, run.map((r) => r.idx), plain, sealed), fresh);
         this.commitUnits(dst, sealed);
         after = rows[n - 1].idx;
       });
@@ -508,3 +567,14 @@ export class BlockStore {
 
 /** The map changed under a read: the caller retries it (looking the owner up again). */
 export class StaleRead extends Error {}
+
+/** Reads `target.length` bytes at `pos`; what lies past the end of the file reads as zeros. */
+function readFull(fd: number, target: Buffer, pos: number): void {
+  let got = 0;
+  while (got < target.length) {
+    const n = fs.readSync(fd, target, got, target.length - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  if (got < target.length) target.fill(0, got);
+}
