@@ -7,8 +7,8 @@
  * Options: --quick; --only=io,cipher,snapshot,ops,migrate,provider,nbd; --skip=...;
  * --dir=PATH (scratch directory, default a fresh one under the OS temp dir, removed at the
  * end); --out=PATH (default bench/results.json); --chunk-kib=N (I/O call size, default 4096);
- * --reps=N (I/O and cipher repetitions); --whatif=readpath,cache[:MiB],prefetch,parseal,paropen (patch the
- * engine at run time with the prototypes in bench/whatif.ts; such results are marked).
+ * --reps=N (I/O and cipher repetitions). ENCDISK_NATIVE=0 measures the engine on its
+ * node:crypto fallback instead of the native cipher (results say which: machine.cipher).
  *
  * Nothing here asserts: floors and goals are printed as pass/miss for the reader.
  */
@@ -23,7 +23,7 @@ import { benchOps } from "./ops";
 import { benchProvider } from "./provider";
 import { benchSnapshot } from "./snapshot";
 import { fmt, type Summary } from "./stats";
-import { applyParallelOpen, applyParallelSeal, applyWhatIf, stats as whatIfStats } from "./whatif";
+import { cipherBackend } from "../provider/engine/blockstore/gcm";
 import { benchBaseDir, dropCaches, LoadMeter, log, nowMs, GiB, MiB } from "./util";
 
 const SECTIONS = ["cipher", "io", "snapshot", "ops", "migrate", "provider", "nbd"] as const;
@@ -36,11 +36,10 @@ interface Args {
   out: string;
   chunkKiB: number;
   reps?: number;
-  whatif: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, only: new Set(SECTIONS), out: path.resolve(__dirname, "..", "..", "bench", "results.json"), chunkKiB: 4096, whatif: [] };
+  const a: Args = { quick: false, only: new Set(SECTIONS), out: path.resolve(__dirname, "..", "..", "bench", "results.json"), chunkKiB: 4096 };
   for (const arg of argv) {
     const [k, v] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, ""];
     if (k === "--quick") a.quick = true;
@@ -50,13 +49,11 @@ function parseArgs(argv: string[]): Args {
     else if (k === "--out") a.out = path.resolve(v);
     else if (k === "--chunk-kib") a.chunkKiB = Number(v);
     else if (k === "--reps") a.reps = Number(v);
-    else if (k === "--whatif") a.whatif = v.split(",").filter(Boolean);
     else if (k === "--help" || k === "-h") {
-      process.stdout.write("usage: npm run bench [-- --quick] [--only=a,b] [--skip=a,b] [--dir=PATH] [--out=PATH] [--chunk-kib=N] [--reps=N] [--whatif=readpath,cache[:MiB],prefetch,parseal,paropen]\n");
+      process.stdout.write("usage: npm run bench [-- --quick] [--only=a,b] [--skip=a,b] [--dir=PATH] [--out=PATH] [--chunk-kib=N] [--reps=N]\n");
       process.exit(0);
     } else throw new Error(`unknown option ${arg}`);
   }
-  if (a.whatif.length && !argv.some((x) => x.startsWith("--out"))) a.out = path.join(os.tmpdir(), "encdisk-bench-whatif-results.json");
   return a;
 }
 
@@ -110,6 +107,7 @@ function machine(): Record<string, unknown> {
     memGiB: Math.round((os.totalmem() / GiB) * 10) / 10,
     node: process.version,
     nodeOpenssl: process.versions.openssl,
+    cipher: cipherBackend.detail,
     openssl: opensslVersion,
     kernel: os.release(),
   };
@@ -128,14 +126,6 @@ async function main(): Promise<void> {
   const errors: Record<string, string> = {};
   const spread: Record<string, Summary> = {};
   const timings: Record<string, number> = {};
-  if (args.whatif.length) {
-    const w = args.whatif;
-    const cacheMiB = w.find((x) => x.startsWith("cache"))?.split(":")[1];
-    applyWhatIf({ readpath: w.includes("readpath"), cacheBytes: w.some((x) => x.startsWith("cache")) ? Number(cacheMiB ?? 2048) * MiB : 0, prefetch: w.includes("prefetch") });
-    if (w.includes("parseal")) applyParallelSeal();
-    if (w.includes("paropen")) applyParallelOpen();
-    notes.push(`WHAT-IF RUN: engine patched at run time with bench/whatif.ts (${w.join(", ")}); these are not the engine's own numbers`);
-  }
   log(`${q ? "quick" : "full"} run in ${base}; load ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 
   const section = async (name: Section, fn: () => Promise<void> | void): Promise<void> => {
@@ -250,7 +240,6 @@ async function main(): Promise<void> {
   const durationMs = Math.round(nowMs() - started);
   const out = {
     mode: q ? "quick" : "full",
-    ...(args.whatif.length ? { whatif: args.whatif, whatifStats: whatIfStats } : {}),
     startedAt: new Date(Date.now() - durationMs).toISOString(),
     durationMs,
     sectionMs: timings,
@@ -267,7 +256,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(args.out), { recursive: true });
   fs.writeFileSync(args.out, JSON.stringify(out, null, 2) + "\n");
   process.stdout.write(table(results, spread, load.samples, durationMs, q) + "\n");
-  if (args.whatif.length) process.stdout.write(`WHAT-IF: engine patched with ${args.whatif.join(", ")} (bench/whatif.ts); ${JSON.stringify(whatIfStats)}\n`);
+  process.stdout.write(`engine cipher: ${cipherBackend.detail}\n`);
   process.stdout.write(`wrote ${path.relative(process.cwd(), args.out) || args.out}\n`);
   if (!args.dir) fs.rmSync(base, { recursive: true, force: true });
 }
