@@ -31,6 +31,7 @@ typedef struct evp_cipher_st EVP_CIPHER;
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
 typedef struct engine_st ENGINE;
 extern EVP_CIPHER_CTX *EVP_CIPHER_CTX_new(void);
+extern int EVP_CIPHER_CTX_reset(EVP_CIPHER_CTX *ctx);
 extern const EVP_CIPHER *EVP_aes_256_gcm(void);
 extern int EVP_CipherInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *type, ENGINE *impl, const unsigned char *key,
                              const unsigned char *iv, int enc);
@@ -55,10 +56,19 @@ typedef struct {
   long failed;     /* -1, or the first unit that failed (decrypt) or could not be processed */
 } job_t;
 
-/* One cipher context per thread, kept: allocating it is the only per-call allocation left. */
+/* One cipher context per thread, kept; it holds no key between calls (see `run`). */
 static __thread EVP_CIPHER_CTX *tctx;
 
+static void runUnits(job_t *j);
+
 static void run(job_t *j) {
+  runUnits(j);
+  /* Frees and cleanses the key schedule: no key material stays in this process's memory
+     after the call that needed it (the caller zeroes its own copies). */
+  if (tctx) EVP_CIPHER_CTX_reset(tctx);
+}
+
+static void runUnits(job_t *j) {
   j->failed = -1;
   if (j->from >= j->to) return;
   if (!tctx && !(tctx = EVP_CIPHER_CTX_new())) { j->failed = (long)j->from; return; }
