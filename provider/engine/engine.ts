@@ -1208,8 +1208,8 @@ class LocalEngine implements Engine {
   }
 
   flush(attachmentId: string): void {
-    this.view(() => this.mustAttachment(attachmentId));
-    this.blocks.syncDirty();
+    const a = this.view(() => this.mustAttachment(attachmentId));
+    this.blocks.syncDirty(a.lineage_id); // this disk's writes, not every disk's of the process
     // A commit with synchronous=FULL fsyncs the WAL, making every earlier commit durable too.
     this.db.pragma("synchronous = FULL");
     try {

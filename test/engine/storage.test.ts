@@ -124,6 +124,28 @@ describe("block store", () => {
     expect(e.check().problems).toEqual([]);
   });
 
+  test("W2: flush fsyncs the block file of the flushed disk, once, and not the files of other disks", () => {
+    const one = setupEncrypted(t.engine);
+    const d2 = t.engine.createDisk({ zone: ZONE, sizeGb: 10, encrypt: true });
+    const a2 = t.engine.attachDisk({ diskId: d2.diskId, instanceId: one.instance.instanceId }).attachmentId;
+    t.engine.write(one.att.attachmentId, 0, pattern(UNIT));
+    t.engine.write(a2, 0, pattern(UNIT));
+    const synced: number[] = [];
+    // The fs module itself (what the block store calls), not this file's import * wrapper.
+    const spy = jest.spyOn(require("fs") as typeof fs, "fdatasyncSync").mockImplementation((fd) => void synced.push(fd as number));
+    try {
+      t.engine.flush(one.att.attachmentId);
+      expect(synced).toHaveLength(1);
+      t.engine.flush(one.att.attachmentId); // nothing written since
+      expect(synced).toHaveLength(1);
+      t.engine.flush(a2);
+      expect(synced).toHaveLength(2);
+      expect(synced[0]).not.toBe(synced[1]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   test("two processes working on one engine directory lose nothing", async () => {
     const engineJs = path.resolve(__dirname, "../../dist/provider/engine/index.js");
     t.engine.authorizeKms();

@@ -555,9 +555,12 @@ export class BlockStore {
     }
   }
 
-  /** fsyncs every block file written by this process since the last flush. */
-  syncDirty(): void {
-    for (const id of [...this.dirty]) {
+  /**
+   * fsyncs the block files written by this process since their last sync: one lineage's (a
+   * FLUSH of a disk: its writes all go to its own lineage's file), or every one.
+   */
+  syncDirty(lineageId?: string): void {
+    for (const id of lineageId === undefined ? [...this.dirty] : this.dirty.has(lineageId) ? [lineageId] : []) {
       const fd = this.fds.get(id);
       if (fd !== undefined) fs.fdatasyncSync(fd);
       this.dirty.delete(id);
