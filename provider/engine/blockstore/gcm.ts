@@ -3,12 +3,16 @@
  * cipher. Unit k of a run is sealed under nonces[12k, 12k+12) with the AAD
  * `${aadPrefix}${idxs[k]}`, and its 16-byte tag goes to (or is checked from) tags[16k, 16k+16).
  *
- * Two backends with the same output, byte for byte (test/engine/gcm.test.ts checks it):
- * - native: native/gcm.c, built by scripts/build-native.js at install and build. It calls the
- *   OpenSSL that Node itself links (the same EVP code node:crypto uses) once per unit into the
- *   caller's buffer, and splits a run over two threads. ~4 GiB/s per core here, against
- *   ~2.4 GiB/s for node:crypto, whose Cipher.update allocates and copies per call.
- * - node: node:crypto, when the addon is not built (no C compiler) or ENCDISK_NATIVE=0.
+ * Three backends with the same output, byte for byte (test/engine/gcm.test.ts checks it),
+ * the first that is built being used:
+ * - ring: native/gcm.c over ring's AES-GCM (native/ring, Rust, BoringSSL's VAES/AVX2 code):
+ *   ~6.5 GiB/s per core on this machine's CPU.
+ * - openssl: native/gcm.c over the OpenSSL that Node itself links (the EVP code node:crypto
+ *   uses): ~4 GiB/s per core here.
+ * - node: node:crypto, ~2.4 GiB/s per core here: Cipher.update allocates and copies per call.
+ * Both addons (scripts/build-native.js, run at install and build) work into the caller's
+ * buffers and split a run over two threads. ENCDISK_NATIVE=ring|openssl picks one addon,
+ * ENCDISK_NATIVE=0 node:crypto.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -28,19 +32,26 @@ type NativeGcm = (
   threads: number,
 ) => number;
 
-/** The addon, looked for at <package root>/native/build/gcm.node (from source and from dist/). */
-function loadNative(): { fn: NativeGcm | null; why: string } {
-  if (process.env.ENCDISK_NATIVE === "0") return { fn: null, why: "ENCDISK_NATIVE=0" };
-  for (const up of ["../../..", "../../../.."]) {
-    const file = path.resolve(__dirname, up, "native", "build", "gcm.node");
-    if (!fs.existsSync(file)) continue;
-    try {
-      return { fn: (require(file) as { gcm: NativeGcm }).gcm, why: "" };
-    } catch (e) {
-      return { fn: null, why: `${file} did not load: ${(e as Error).message}` };
+type Impl = "ring" | "openssl";
+
+/** The addon, looked for in <package root>/native/build (from source and from dist/). */
+function loadNative(): { fn: NativeGcm | null; impl?: Impl; why: string } {
+  const want = process.env.ENCDISK_NATIVE;
+  if (want === "0") return { fn: null, why: "ENCDISK_NATIVE=0" };
+  const why: string[] = [];
+  for (const impl of ["ring", "openssl"] as const) {
+    if (want && want !== impl) continue;
+    for (const up of ["../../..", "../../../.."]) {
+      const file = path.resolve(__dirname, up, "native", "build", `gcm-${impl}.node`);
+      if (!fs.existsSync(file)) continue;
+      try {
+        return { fn: (require(file) as { gcm: NativeGcm }).gcm, impl, why: "" };
+      } catch (e) {
+        why.push(`${file} did not load: ${(e as Error).message}`);
+      }
     }
   }
-  return { fn: null, why: "native/build/gcm.node is not built (npm run build builds it; it needs a C compiler)" };
+  return { fn: null, why: why.join("; ") || `native/build/gcm-${want || "*"}.node is not built (npm run build builds it; it needs a C compiler, and cargo for ring)` };
 }
 
 const native = loadNative();
@@ -48,8 +59,8 @@ const native = loadNative();
 const THREADS = Math.max(1, Math.min(2, Number(process.env.ENCDISK_CIPHER_THREADS) || os.availableParallelism()));
 
 /** Which implementation this process uses, for benchmarks and diagnostics. */
-export const cipherBackend: { name: "native" | "node"; threads: number; detail: string } = native.fn
-  ? { name: "native", threads: THREADS, detail: `OpenSSL EVP through native/gcm.c, ${THREADS} thread(s)` }
+export const cipherBackend: { name: Impl | "node"; threads: number; detail: string } = native.fn
+  ? { name: native.impl as Impl, threads: THREADS, detail: `${native.impl === "ring" ? "ring (native/ring)" : "OpenSSL EVP"} through native/gcm.c, ${THREADS} thread(s)` }
   : { name: "node", threads: 1, detail: `node:crypto (${native.why})` };
 
 function nodeGcm(encrypt: boolean, key: Buffer, src: Buffer, dst: Buffer, unit: number, nonces: Buffer, tags: Buffer, aadPrefix: Buffer, idxs: Float64Array): number {
