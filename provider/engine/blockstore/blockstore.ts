@@ -85,11 +85,10 @@ export class BlockStore {
   private readonly seen = new Map<string, Buffer>();
   private readonly dirty = new Set<string>();
   /**
-   * The buffers encrypted runs are read into (ciphertext) and, when the caller gives no
-   * target, decrypted into (plaintext), reused: a fresh 4 MiB allocation per run is new memory
-   * every time (page faults on every call). `plainBuf` is zeroed on close.
+   * The buffer an encrypted run is read and decrypted in when the caller gives no target,
+   * reused: a fresh 4 MiB allocation per run is new memory every time (page faults on every
+   * call). Zeroed on close.
    */
-  private runBuf: Buffer | null = null;
   private plainBuf: Buffer | null = null;
   /** Free ciphertext buffers for `prepareWrite` (see `release`): no fresh 4 MiB per write. */
   private readonly sealPool: Buffer[] = [];
@@ -299,9 +298,9 @@ export class BlockStore {
 
   /**
    * Reads `rows` in runs of consecutive slots (one system call each) and hands each run's
-   * plaintext, its units back to back, to `fn`. An encrypted run is read into a reused buffer
-   * and decrypted into what `into(run)` returns, or else into a reused buffer that `fn` must not
-   * keep (`given` tells which). A plain run is a fresh buffer, read into directly.
+   * plaintext, its units back to back, to `fn`. An encrypted run is read into what `into(run)`
+   * returns, or else into a reused buffer that `fn` must not keep (`given` tells which), and
+   * decrypted there in place. A plain run is a fresh buffer, read into directly.
    */
   private forEachRun(owner: Owner, rows: UnitRow[], fn: (run: UnitRow[], plain: Buffer, given: boolean) => void, into?: (run: UnitRow[]) => Buffer | null): void {
     const fd = rows.length ? this.fd(owner.lineageId) : -1;
@@ -315,19 +314,18 @@ export class BlockStore {
         readFull(fd, plain, run[0].slot * UNIT);
         fn(run, plain, false);
       } else {
-        const stored = (this.runBuf ??= Buffer.allocUnsafeSlow(MAX_RUN * UNIT)).subarray(0, bytes);
-        readFull(fd, stored, run[0].slot * UNIT);
         const target = into?.(run) ?? null;
-        const plain = target ?? (this.plainBuf ??= Buffer.allocUnsafeSlow(MAX_RUN * UNIT)).subarray(0, bytes);
-        this.openRun(owner, run, stored, plain);
-        fn(run, plain, target !== null);
+        const buf = target ?? (this.plainBuf ??= Buffer.allocUnsafeSlow(MAX_RUN * UNIT)).subarray(0, bytes);
+        readFull(fd, buf, run[0].slot * UNIT);
+        this.openRun(owner, run, buf);
+        fn(run, buf, target !== null);
       }
       i = j;
     }
   }
 
-  /** Decrypts and authenticates a run of units (`stored`, back to back) into `plain`. */
-  private openRun(owner: Owner, run: UnitRow[], stored: Buffer, plain: Buffer): void {
+  /** Decrypts and authenticates a run of units (back to back in `buf`) in place. */
+  private openRun(owner: Owner, run: UnitRow[], buf: Buffer): void {
     const nonces = Buffer.allocUnsafe(12 * run.length);
     const tags = Buffer.allocUnsafe(16 * run.length);
     const idxs = new Float64Array(run.length);
@@ -340,7 +338,7 @@ export class BlockStore {
       row.tag.copy(tags, 16 * k);
       idxs[k] = row.idx;
     }
-    const bad = gcm.openUnits(owner.key as Buffer, aadPrefix(owner.lineageId), idxs, stored, plain, nonces, tags);
+    const bad = gcm.openUnits(owner.key as Buffer, aadPrefix(owner.lineageId), idxs, buf, buf, nonces, tags);
     if (bad < 0) return;
     const row = run[bad];
     // A concurrent writer in another process may have moved this unit and reused its slot
