@@ -36,8 +36,9 @@ type Impl = "ring" | "openssl";
 
 /** The addon, looked for in <package root>/native/build (from source and from dist/). */
 function loadNative(): { fn: NativeGcm | null; impl?: Impl; why: string } {
-  const want = process.env.ENCDISK_NATIVE;
-  if (want === "0") return { fn: null, why: "ENCDISK_NATIVE=0" };
+  const env = process.env.ENCDISK_NATIVE;
+  if (env === "0") return { fn: null, why: "ENCDISK_NATIVE=0" };
+  const want = env === "ring" || env === "openssl" ? env : undefined; // anything else: the best built
   const why: string[] = [];
   for (const impl of ["ring", "openssl"] as const) {
     if (want && want !== impl) continue;
