@@ -2,8 +2,9 @@
  * The engine's unit cipher against this CPU's ceiling: BlockStore.prepareWrite of 4 MiB
  * writes (what engine.write runs before its transaction: zero check, random nonces and
  * AES-256-GCM with AAD for each 64 KiB unit, through provider/engine/blockstore/gcm.ts) over
- * `bytes` of in-memory data, vs `openssl speed -evp aes-256-gcm -bytes 65536` (one core, same
- * OpenSSL family), interleaved in each repetition. Also a bare createCipheriv loop and the
+ * `bytes` of in-memory data, vs `openssl speed -evp aes-256-gcm -bytes 65536` (one core, the
+ * system's OpenSSL; the engine's cipher is ring's or Node's OpenSSL, see gcm.ts), interleaved
+ * in each repetition. Also a bare createCipheriv loop and the
  * decrypt direction, for the report.
  *
  * `openssl speed` divides by the CPU time it used (user time), not wall time, so on a shared
