@@ -3,6 +3,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { ErrorCodes, openEngine, UNIT } from "../../provider/engine";
+import { BlockStore } from "../../provider/engine/blockstore/blockstore";
 import { anyFileContains, errorOf, filesUnder, pattern, setupEncrypted, tempEngine, ZONE, type TestEngine } from "./helpers";
 
 let t: TestEngine;
@@ -144,6 +145,28 @@ describe("block store", () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  test("W1: a write that fails inside its transaction changes nothing, and the writes after it (reusing its pooled buffers) are intact", () => {
+    const { att } = setupEncrypted(t.engine);
+    const a = att.attachmentId;
+    const before = crypto.randomBytes(8 << 20);
+    t.engine.write(a, 0, before);
+    const proto = BlockStore.prototype as unknown as { commitWrite: (...args: unknown[]) => void };
+    const spy = jest.spyOn(proto, "commitWrite").mockImplementationOnce(() => {
+      throw new Error("injected failure inside the transaction");
+    });
+    try {
+      expect(() => t.engine.write(a, 0, crypto.randomBytes(8 << 20))).toThrow("injected failure");
+    } finally {
+      spy.mockRestore();
+    }
+    expect(t.engine.read(a, 0, 8 << 20).equals(before)).toBe(true);
+    const after = [crypto.randomBytes(8 << 20), crypto.randomBytes(8 << 20)];
+    t.engine.write(a, 8 << 20, after[0]);
+    t.engine.write(a, 16 << 20, after[1]);
+    expect(t.engine.read(a, 0, 24 << 20).equals(Buffer.concat([before, ...after]))).toBe(true);
+    expect(t.engine.check().problems).toEqual([]);
   });
 
   test("two processes working on one engine directory lose nothing", async () => {
