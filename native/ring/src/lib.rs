@@ -31,66 +31,50 @@ pub unsafe extern "C" fn encdisk_ring_units(
         Ok(k) => std::mem::ManuallyDrop::new(LessSafeKey::new(k)),
         Err(_) => return from as i64,
     };
-    let failed = units(encrypt, &key, src, dst, unit, nonces, tags, prefix, prefix_len, idxs, from, to);
+    let failed = 'run: {
+        let prefix = std::slice::from_raw_parts(prefix, prefix_len);
+        let mut aad = [0u8; 512];
+        if prefix_len > aad.len() - 24 {
+            break 'run from as i64;
+        }
+        aad[..prefix_len].copy_from_slice(prefix);
+        for k in from..to {
+            let mut digits = &mut aad[prefix_len..];
+            let before = digits.len();
+            if write!(digits, "{}", *idxs.add(k) as u64).is_err() {
+                break 'run k as i64;
+            }
+            let aad_len = prefix_len + before - digits.len();
+            let out = std::slice::from_raw_parts_mut(dst.add(k * unit), unit);
+            if src != dst as *const u8 {
+                out.copy_from_slice(std::slice::from_raw_parts(src.add(k * unit), unit));
+            }
+            let mut n = [0u8; 12];
+            n.copy_from_slice(std::slice::from_raw_parts(nonces.add(12 * k), 12));
+            let nonce = Nonce::assume_unique_for_key(n);
+            let tag = std::slice::from_raw_parts_mut(tags.add(16 * k), 16);
+            let a = Aad::from(&aad[..aad_len]);
+            if encrypt != 0 {
+                match key.seal_in_place_separate_tag(nonce, a, out) {
+                    Ok(t) => tag.copy_from_slice(t.as_ref()),
+                    Err(_) => break 'run k as i64,
+                }
+            } else {
+                let t = match Tag::try_from(&tag[..]) {
+                    Ok(t) => t,
+                    Err(_) => break 'run k as i64,
+                };
+                if key.open_in_place_separate_tag(nonce, a, t, out, 0..).is_err() {
+                    break 'run k as i64;
+                }
+            }
+        }
+        -1
+    };
     // The key schedule lives in `key` (no heap): zero it, so it does not outlive the call.
     let bytes = &mut *key as *mut LessSafeKey as *mut u8;
     for i in 0..std::mem::size_of::<LessSafeKey>() {
         std::ptr::write_volatile(bytes.add(i), 0);
     }
     failed
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe fn units(
-    encrypt: i32,
-    key: &LessSafeKey,
-    src: *const u8,
-    dst: *mut u8,
-    unit: usize,
-    nonces: *const u8,
-    tags: *mut u8,
-    prefix: *const u8,
-    prefix_len: usize,
-    idxs: *const f64,
-    from: usize,
-    to: usize,
-) -> i64 {
-    let prefix = std::slice::from_raw_parts(prefix, prefix_len);
-    let mut aad = [0u8; 512];
-    if prefix_len > aad.len() - 24 {
-        return from as i64;
-    }
-    aad[..prefix_len].copy_from_slice(prefix);
-    for k in from..to {
-        let mut digits = &mut aad[prefix_len..];
-        let before = digits.len();
-        if write!(digits, "{}", *idxs.add(k) as u64).is_err() {
-            return k as i64;
-        }
-        let aad_len = prefix_len + before - digits.len();
-        let out = std::slice::from_raw_parts_mut(dst.add(k * unit), unit);
-        if src != dst as *const u8 {
-            out.copy_from_slice(std::slice::from_raw_parts(src.add(k * unit), unit));
-        }
-        let mut n = [0u8; 12];
-        n.copy_from_slice(std::slice::from_raw_parts(nonces.add(12 * k), 12));
-        let nonce = Nonce::assume_unique_for_key(n);
-        let tag = std::slice::from_raw_parts_mut(tags.add(16 * k), 16);
-        let a = Aad::from(&aad[..aad_len]);
-        if encrypt != 0 {
-            match key.seal_in_place_separate_tag(nonce, a, out) {
-                Ok(t) => tag.copy_from_slice(t.as_ref()),
-                Err(_) => return k as i64,
-            }
-        } else {
-            let t = match Tag::try_from(&tag[..]) {
-                Ok(t) => t,
-                Err(_) => return k as i64,
-            };
-            if key.open_in_place_separate_tag(nonce, a, t, out, 0..).is_err() {
-                return k as i64;
-            }
-        }
-    }
-    -1
 }
