@@ -418,8 +418,7 @@ class LocalEngine implements Engine {
     }
     // The call is real: Decrypt/Encrypt unwrap the region's key chain, so a wrong root key fails here.
     if (kmsApi === "Decrypt" || kmsApi === "Encrypt") this.kms.checkRegionKey(region);
-    const audit = this.db
-      .prepare("INSERT INTO audit (time, region, operation, resource_id, kms_api, billable, price_micros) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    const audit = this.sql("INSERT INTO audit (time, region, operation, resource_id, kms_api, billable, price_micros) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(nowIso(), region, operation, resourceId, kmsApi, billable ? 1 : 0, price);
     if (billable) this.sql("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, 'charge', ?, ?)").run(nowIso(), -price, audit.lastInsertRowid);
   }
@@ -487,8 +486,7 @@ class LocalEngine implements Engine {
   kmsUsage(region?: string): KmsUsage[] {
     if (region !== undefined) assertRegion(region);
     return this.view(() => {
-      const rows = this.db
-        .prepare(`SELECT region, SUM(billable) AS calls, SUM(price_micros) AS charged FROM audit ${region ? "WHERE region = ?" : ""} GROUP BY region ORDER BY region`)
+      const rows = this.sql(`SELECT region, SUM(billable) AS calls, SUM(price_micros) AS charged FROM audit ${region ? "WHERE region = ?" : ""} GROUP BY region ORDER BY region`)
         .all(...(region ? [region] : [])) as { region: string; calls: number; charged: number }[];
       const out = rows.map((r) => ({ region: r.region, calls: r.calls, chargedMicros: r.charged }));
       if (region && out.length === 0) out.push({ region, calls: 0, chargedMicros: 0 });
@@ -642,12 +640,10 @@ class LocalEngine implements Engine {
       }
       const now = nowIso();
       if (!snap) this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
-      this.db
-        .prepare(
-          `INSERT INTO disks (disk_id, name, zone, region, disk_type, disk_usage, size_gb, encrypted, kms_key_id, state, snapshot_id, source_disk_id, lineage_id, tags, client_token, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'UNATTACHED', ?, NULL, ?, ?, ?, ?)`,
-        )
-        .run(diskId, name, input.zone, region, diskType, diskUsage, sizeGb, encrypted ? 1 : 0, kmsKeyId, snap?.snapshot_id ?? null, lineageId, JSON.stringify(tags), null, now);
+      this.sql(
+        `INSERT INTO disks (disk_id, name, zone, region, disk_type, disk_usage, size_gb, encrypted, kms_key_id, state, snapshot_id, source_disk_id, lineage_id, tags, client_token, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'UNATTACHED', ?, NULL, ?, ?, ?, ?)`,
+      ).run(diskId, name, input.zone, region, diskType, diskUsage, sizeGb, encrypted ? 1 : 0, kmsKeyId, snap?.snapshot_id ?? null, lineageId, JSON.stringify(tags), null, now);
       if (snap) this.blocks.shareMap(snap.snapshot_id, diskId);
       return this.toDisk(this.diskRow(diskId) as DiskRow);
     }
@@ -854,12 +850,10 @@ class LocalEngine implements Engine {
         const snapshotId = newId("snap");
         // S1/S2, K3, W2: a snapshot shares the disk's units, so it has the disk's encryption and key.
         if (d.encrypted) this.kmsCall(d.region, "CreateSnapshot", snapshotId, "Decrypt");
-        this.db
-          .prepare(
-            `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', ?, NULL, NULL, ?)`,
-          )
-          .run(snapshotId, name, d.disk_id, d.zone, d.region, d.encrypted, d.kms_key_id, d.size_gb, d.lineage_id, nowIso());
+        this.sql(
+          `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'NORMAL', ?, NULL, NULL, ?)`,
+        ).run(snapshotId, name, d.disk_id, d.zone, d.region, d.encrypted, d.kms_key_id, d.size_gb, d.lineage_id, nowIso());
         this.blocks.shareMap(d.disk_id, snapshotId);
         return { id: snapshotId, value: this.toSnapshot(this.snapshotRow(snapshotId) as SnapshotRow) };
       }),
@@ -940,12 +934,10 @@ class LocalEngine implements Engine {
     const now = nowIso();
     const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
     this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
-    this.db
-      .prepare(
-        `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
-         VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
-      )
-      .run(snapshotId, name, s.disk_id, zone, destinationRegion, s.size_gb, lineageId, s.snapshot_id, now);
+    this.sql(
+      `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
+       VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
+    ).run(snapshotId, name, s.disk_id, zone, destinationRegion, s.size_gb, lineageId, s.snapshot_id, now);
     this.onRollback.push(() => {
       this.blocks.forget(lineageId);
       fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
@@ -984,8 +976,7 @@ class LocalEngine implements Engine {
     return this.run(() =>
       this.idempotent(token, "CreateInstance", { zone: input.zone, instanceType: input.instanceType, localStorage, name }, (id) => { const r = this.sql("SELECT * FROM instances WHERE instance_id = ?").get(id) as InstanceRow | undefined; return r ? this.toInstance(r) : null; }, () => {
         const instanceId = newId("ins");
-        this.db
-          .prepare("INSERT INTO instances (instance_id, name, zone, region, instance_type, local_storage, client_token, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)")
+        this.sql("INSERT INTO instances (instance_id, name, zone, region, instance_type, local_storage, client_token, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)")
           .run(instanceId, name, input.zone, region, input.instanceType, localStorage ? 1 : 0, nowIso());
         return { id: instanceId, value: this.toInstance(this.mustInstance(instanceId)) };
       }),
@@ -1061,8 +1052,7 @@ class LocalEngine implements Engine {
         this.kmsCall(d.region, "AttachDisk", d.disk_id, "Decrypt");
       }
       const psk = this.newPsk(attachmentId);
-      this.db
-        .prepare("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, psk_key, attached_at) VALUES (?, ?, ?, ?, ?, NULL, ?)")
+      this.sql("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, psk_key, attached_at) VALUES (?, ?, ?, ?, ?, NULL, ?)")
         .run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, psk.file, nowIso());
       this.afterCommit.push(() => this.writePskFile(attachmentId, psk.file, psk.key));
       return this.toAttachment(this.mustAttachment(attachmentId));
@@ -1253,8 +1243,7 @@ class LocalEngine implements Engine {
         const region = snaps[0].region;
         needs(snaps.every((s) => s.region === region), ErrorCodes.InvalidParameter, `all snapshots of an image must be in one region; got ${[...new Set(snaps.map((s) => s.region))].join(", ")}`, { property: "snapshotIds" });
         const imageId = newId("img");
-        this.db
-          .prepare("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, ?, '[]', NULL, NULL, ?)")
+        this.sql("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, ?, '[]', NULL, NULL, ?)")
           .run(imageId, name, region, JSON.stringify(snaps.map((s) => s.snapshot_id)), snaps.some((s) => s.encrypted) ? 1 : 0, nowIso());
         return { id: imageId, value: this.toImage(this.mustImage(imageId)) };
       }),
@@ -1296,8 +1285,7 @@ class LocalEngine implements Engine {
       needs(input.destinationRegion !== img.region, ErrorCodes.InvalidParameter, `image ${img.image_id} is already in ${img.region}; choose another destinationRegion`, { property: "destinationRegion" });
       const copies = (JSON.parse(img.snapshot_ids) as string[]).map((id) => this.copySnapshotRow(this.mustSnapshot(id), input.destinationRegion, `${id}-copy`).snapshot_id);
       const imageId = newId("img");
-      this.db
-        .prepare("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, 0, '[]', ?, NULL, ?)")
+      this.sql("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, 0, '[]', ?, NULL, ?)")
         .run(imageId, name || img.name, input.destinationRegion, JSON.stringify(copies), img.image_id, nowIso());
       return this.toImage(this.mustImage(imageId));
     });
@@ -1378,8 +1366,7 @@ class LocalEngine implements Engine {
       for (const r of q<{ attachment_id: string }>("SELECT attachment_id FROM attachments a WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = a.instance_id)")) p.push(`attachment ${r.attachment_id} names a missing instance`);
       for (const r of q<{ attachment_id: string; psk_file: string }>("SELECT attachment_id, psk_file FROM attachments")) if (!fs.existsSync(r.psk_file)) p.push(`attachment ${r.attachment_id} has no key file ${r.psk_file}`);
       for (const r of q<{ disk_id: string; state: string }>("SELECT disk_id, state FROM disks WHERE state <> 'UNATTACHED'")) p.push(`disk ${r.disk_id} is stuck in state ${r.state}`);
-      const billing = this.db
-        .prepare("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
+      const billing = this.sql("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
         .get() as { audited: number; charged: number; unbilled: number };
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);
       for (const f of this.orphanFiles(Date.now())) p.push(`orphan file ${f}`);
