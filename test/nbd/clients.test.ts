@@ -16,7 +16,7 @@ import type { Attachment, Disk, Engine, Instance } from "../../provider/engine";
 import { EngineBackend } from "../../provider/engine/nbd/engine-backend";
 import { NbdServer } from "../../provider/engine/nbd/server";
 import { clientAccess } from "../../provider/engine/nbd/uri";
-import { freePort, haveTools, nbdsUri, P, qemuArgs, qemuPskDir, RawClient, run, tmpDir } from "./helpers";
+import { freePort, haveTools, nbdsUri, P, qemuArgs, qemuPskDir, RawClient, run, tmpDir, waitFor as waitUntil } from "./helpers";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -80,13 +80,7 @@ describeTools("W2: encrypted attachments over NBD+TLS with real clients", () => 
   // The engine's endpoint names this server's port; clientAccess turns it into the URI libnbd wants.
   const uri = (a: Attachment = att, pskFile = a.pskFile): string => clientAccess({ ...a, pskFile }).libnbdUri;
   const qemu = (a: Attachment = att): { object: string[]; image: string } => qemuArgs(port, a.attachmentId, qemuPskDir(a.pskFile, path.join(work, `qemu-${a.attachmentId}`)));
-  const waitFor = async (cond: () => boolean, ms = 3000): Promise<void> => {
-    const end = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > end) throw new Error("timed out waiting");
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
+  const waitFor = (cond: () => boolean): Promise<void> => waitUntil(cond, 3000);
 
   beforeAll(async () => {
     work = tmpDir("nbd-clients-");
