@@ -7,8 +7,8 @@
  * Options: --quick; --only=io,cipher,snapshot,ops,migrate,provider,nbd; --skip=...;
  * --dir=PATH (scratch directory, default a fresh one under the OS temp dir, removed at the
  * end); --out=PATH (default bench/results.json); --chunk-kib=N (I/O call size, default 4096);
- * --reps=N (I/O and cipher repetitions). ENCDISK_NATIVE=0 measures the engine on its
- * node:crypto fallback instead of the native cipher (results say which: machine.cipher).
+ * --reps=N (I/O and cipher repetitions). ENCDISK_NATIVE=ring|openssl|0 measures the engine
+ * on that cipher instead of the best one built (results say which: machine.cipher).
  *
  * Nothing here asserts: floors and goals are printed as pass/miss for the reader.
  */
