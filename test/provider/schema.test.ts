@@ -6,8 +6,8 @@ import { renderPackageSchema, buildPackageSchema } from "../../provider/schemas/
 import { RESOURCE_SCHEMAS } from "../../provider/schemas";
 
 const root = path.resolve(__dirname, "../..");
-// shared/ sits beside the repository (CI clones into another folder with a copy of shared/ next to it).
-const metaschemaFile = path.resolve(root, "../shared/reference/pulumi-package-metaschema.json");
+// Pulumi's metaschema, kept in the repository (source and licence: test/fixtures/README.md).
+const metaschemaFile = path.join(root, "test/fixtures/pulumi-package-metaschema.json");
 const version = (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
 
 test("the committed schema.json is what the zod schemas generate (run npm run gen-schema when this fails)", () => {
