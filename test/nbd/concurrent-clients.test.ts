@@ -17,18 +17,14 @@ import { readPskFile, type ExportBackend, type ExportInfo } from "../../provider
 import { EngineBackend } from "../../provider/engine/nbd/engine-backend";
 import { MAX_INFLIGHT_REQUESTS, NbdServer } from "../../provider/engine/nbd/server";
 import { clientAccess } from "../../provider/engine/nbd/uri";
-import { freePort, haveTools, P, qemuArgs, qemuPskDir, RawClient, run, tmpDir } from "./helpers";
+import { requireTools } from "../support/requireTools";
+import { freePort, P, qemuArgs, qemuPskDir, RawClient, run, tmpDir } from "./helpers";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const U64K = 65536;
 const ZONE = "ap-guangzhou-3";
-const tools = haveTools(["nbdinfo", "nbdcopy", "qemu-io"]);
-const describeTools = tools.ok ? describe : describe.skip;
-if (!tools.ok) {
-  // eslint-disable-next-line no-console
-  console.warn(`SKIPPED concurrent real-client NBD tests: missing ${tools.missing.join(", ")} (apt-get install -y libnbd-bin qemu-utils)`);
-}
+const describeTools = requireTools(["nbdinfo", "nbdcopy", "qemu-io"], "concurrent real-client NBD tests").describe;
 
 interface Gauge {
   now: number;

@@ -7,6 +7,7 @@ import * as tls from "node:tls";
 import { Duplex } from "node:stream";
 import { ByteReader } from "../../provider/engine/nbd/reader";
 import * as P from "../../provider/engine/nbd/protocol";
+import { missingTools } from "../support/requireTools";
 
 export { P };
 
@@ -231,15 +232,8 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
 
 /** Which of the real NBD clients are installed. */
 export function haveTools(names: string[]): { ok: boolean; missing: string[] } {
-  const dirs = (process.env.PATH ?? "").split(path.delimiter);
-  const missing = names.filter((n) => !dirs.some((d) => {
-    try {
-      fs.accessSync(path.join(d, n), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  }));
+  // The skip decision itself (recorded and reported) is requireTools in test/support/requireTools.ts.
+  const missing = missingTools(names);
   return { ok: missing.length === 0, missing };
 }
 

@@ -8,7 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { openEngine } from "../../provider/engine";
 import { parseListen, parseServeFlags, serveCommand } from "../../provider/engine/cli/serve";
-import { freePort, haveTools, nbdsUri, run, tmpDir, waitForPort } from "./helpers";
+import { requireTools } from "../support/requireTools";
+import { freePort, nbdsUri, run, tmpDir, waitForPort } from "./helpers";
 
 const ZONE = "ap-guangzhou-3";
 
@@ -39,8 +40,7 @@ describe("encdisk serve flags", () => {
   });
 });
 
-const tools = haveTools(["nbdinfo"]);
-(tools.ok ? describe : describe.skip)("encdisk serve follows the engine directory", () => {
+requireTools(["nbdinfo"], "encdisk serve with nbdinfo").describe("encdisk serve follows the engine directory", () => {
   let work: string;
   let dir: string;
   let rootKeyFile: string;
@@ -127,7 +127,7 @@ const tools = haveTools(["nbdinfo"]);
     }
   });
 
-  (fresh && haveTools(["nbdcopy"]).ok ? test : test.skip)("FLUSH is durable: data copied with nbdcopy --flush survives a SIGKILL of the server", async () => {
+  (fresh ? requireTools(["nbdcopy"], "encdisk serve FLUSH durability with nbdcopy").test : test.skip)("FLUSH is durable: data copied with nbdcopy --flush survives a SIGKILL of the server", async () => {
     const { mgmt, instanceId } = setup();
     const d = mgmt.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true });
     const a = mgmt.attachDisk({ diskId: d.diskId, instanceId });

@@ -8,12 +8,13 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { recordSkip } from "../support/requireTools";
 
 const ROOT = path.resolve(__dirname, "../..");
 const BIN = path.join(ROOT, ".tools/pulumi/bin");
 const haveCli = fs.existsSync(path.join(BIN, "pulumi")) && fs.existsSync(path.join(BIN, "pulumi-language-nodejs")) && fs.existsSync(path.join(ROOT, "dist/provider/resources/runtime.js"));
 const maybe = haveCli ? describe : describe.skip;
-if (!haveCli) process.stderr.write("cli.test.ts: skipped (no .tools/pulumi/bin/pulumi + pulumi-language-nodejs, or no dist/): run npm run pulumi:install && npm run build\n");
+if (!haveCli) recordSkip({ testFile: __filename, suite: "examples with the Pulumi CLI", missing: [".tools/pulumi/bin/pulumi + pulumi-language-nodejs, or dist/"], setup: "npm run pulumi:install && npm run build" });
 
 // Each test runs a dozen CLI commands; on a loaded two-core machine that takes minutes.
 jest.setTimeout(15 * 60 * 1000);
