@@ -52,6 +52,15 @@ export const ErrorCodes = {
   KeyMaterialCorrupt: "DataCorruption.WrappedKey",
   StateCorrupt: "DataCorruption.State",
   EngineVersion: "UnsupportedOperation.EngineVersion",
+  // The host and the state database (mapped from Node's and SQLite's errors by toEngineError)
+  DiskFull: "ResourceInsufficient.DiskFull",
+  StateDatabaseCorrupt: "DataCorruption.StateDatabase",
+  PathNotFound: "ResourceNotFound.Path",
+  PermissionDenied: "UnauthorizedOperation.Permission",
+  HostIo: "InternalError.Io",
+  // The operator CLI's own arguments
+  Usage: "InvalidParameter.Usage",
+  NotDecimal: "InvalidParameterValue.Decimal",
   Internal: "InternalError",
 } as const;
 
@@ -96,4 +105,43 @@ export function isEngineError(e: unknown): e is EngineError {
 /** Precondition guard: throws `EngineError(code, message)` when `condition` is false. */
 export function needs(condition: unknown, code: ErrorCode, message: string, opts: { rule?: RuleId; property?: string } = {}): asserts condition {
   if (!condition) throw new EngineError(code, message, opts);
+}
+
+/**
+ * Any error as an EngineError: an EngineError as is; Node's system errors (`err.code` such as
+ * ENOSPC, ENOENT, EACCES) and SQLite's (better-sqlite3's `SQLITE_*` codes) as the engine's
+ * stable codes with the way out; anything else as `InternalError`. The one mapping the CLI's
+ * top-level handler and the provider use. `where` names what was being used (a file, the
+ * engine directory) for the message.
+ */
+export function toEngineError(e: unknown, where?: string): EngineError {
+  if (isEngineError(e)) return e;
+  const err = e as { code?: unknown; message?: unknown; path?: unknown } | null;
+  const sys = typeof err?.code === "string" ? err.code : "";
+  const detail = (typeof err?.message === "string" ? err.message : String(e)).replace(/\s+/g, " ").trim();
+  const at = typeof err?.path === "string" ? err.path : where;
+  const on = at ? ` (${at})` : "";
+  const opts = { cause: e };
+  if (sys === "ENOSPC" || sys === "EDQUOT" || sys === "SQLITE_FULL") {
+    return new EngineError(ErrorCodes.DiskFull, `no space left on the filesystem${on}: ${detail}; free space there (encdisk delete-disk and deleting snapshots free the engine's own) and retry`, opts);
+  }
+  if (sys === "SQLITE_NOTADB" || sys === "SQLITE_CORRUPT" || sys.startsWith("SQLITE_CORRUPT_")) {
+    return new EngineError(
+      ErrorCodes.StateDatabaseCorrupt,
+      `the engine's state database${where ? ` in ${where}` : ""} is damaged (${sys}: ${detail}); restore state.db with its state.db-wal from a backup, or move the directory aside to start a new engine (its blocks/ cannot be read without that state)`,
+      opts,
+    );
+  }
+  if (sys === "ENOENT" || sys === "SQLITE_CANTOPEN") return new EngineError(ErrorCodes.PathNotFound, `cannot open${on}: ${detail}; check the path (and --dir)`, opts);
+  if (sys === "EACCES" || sys === "EPERM" || sys === "EROFS" || sys === "SQLITE_READONLY" || sys === "SQLITE_PERM" || sys === "SQLITE_AUTH") {
+    return new EngineError(ErrorCodes.PermissionDenied, `permission denied${on}: ${detail}; run as the directory's owner, or fix its permissions`, opts);
+  }
+  if (sys === "EADDRINUSE") return new EngineError(ErrorCodes.InUse, `address in use${on}: ${detail}; stop the other server or pick another --listen address`, opts);
+  if (sys === "EADDRNOTAVAIL") return new EngineError(ErrorCodes.InvalidParameterValue, `address not available${on}: ${detail}; listen on a local address`, opts);
+  if (sys === "SQLITE_BUSY" || sys === "SQLITE_LOCKED" || sys.startsWith("SQLITE_BUSY_")) return new EngineError(ErrorCodes.ResourceBusy, `the state database is locked by another process${on}: ${detail}; retry`, opts);
+  if (sys === "EISDIR" || sys === "ENOTDIR") return new EngineError(ErrorCodes.InvalidParameterValue, `not a file${on}: ${detail}; name a file`, opts);
+  if (sys === "EIO" || sys.startsWith("SQLITE_IOERR") || sys === "EMFILE" || sys === "ENFILE") {
+    return new EngineError(ErrorCodes.HostIo, `I/O error${on}: ${sys}: ${detail}; check the filesystem and the path`, opts);
+  }
+  return new EngineError(ErrorCodes.Internal, `${sys ? `${sys}: ` : ""}${detail}`, opts);
 }

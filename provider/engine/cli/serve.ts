@@ -2,7 +2,7 @@
  * `encdisk serve`: serve every current attachment of an engine directory over NBD with TLS
  * required (W2), following attachments as they come and go.
  *
- * Usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet]
+ * Usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet] [--json]
  *
  *   --dir DIR                 engine directory (default: $ENCDISK_DIR, else ~/.encdisk)
  *   --listen HOST:PORT        address to listen on (default: $ENCDISK_NBD_ADDRESS, else 127.0.0.1:10809);
@@ -10,18 +10,24 @@
  *   --poll-ms N               how often to re-read the attachment list, in ms (default 250)
  *   --kms-root-key-file FILE  KMS root key file (default: the engine's own lookup, see EngineOptions)
  *   --quiet                   log only errors and the listening line
+ *   --json                    log lines as JSON objects ({"time", "message"})
  *
  * Each attachment is one export named by its attachment id; a client authenticates with TLS-PSK
  * (identity = attachment id, key in the attachment's 0600 `pskFile`) and may open only that
- * export. Detaching closes the export and its connections. Logs one line per event to stdout.
+ * export. Detaching closes the export and its connections. Logs one line per event to stdout;
+ * an error is one line on stderr with its code, as for every encdisk command.
  * SIGINT/SIGTERM: close connections, release key material, close the engine, exit 0.
  */
-import { openEngine, resolveEngineDir } from "../engine";
+import { EngineError, ErrorCodes } from "../errors";
+import { resolveEngineDir } from "../engine";
+import type { Engine } from "../types";
 import { EngineBackend } from "../nbd/engine-backend";
 import { NbdServer } from "../nbd/server";
+import { parseCommandLine, parseDecimal, positionals, SERVE_OPTIONS } from "./args";
+import { openCliEngine, printError } from "./common";
 
 export const SERVE_USAGE =
-  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet]";
+  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet] [--json]";
 
 export interface ServeFlags {
   dir: string;
@@ -30,50 +36,28 @@ export interface ServeFlags {
   pollMs: number;
   kmsRootKeyFile?: string;
   quiet: boolean;
+  json: boolean;
 }
 
 /** Parse `HOST:PORT` (IPv6 as `[::1]:PORT`). */
 export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
-  if (!m) throw new Error(`--listen expects HOST:PORT, got ${JSON.stringify(value)}`);
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):([^:]*)$/.exec(value);
+  if (!m) throw new EngineError(ErrorCodes.InvalidParameterValue, `--listen expects HOST:PORT, got ${JSON.stringify(value)}`, { property: "--listen" });
   const host = m[1] ?? (m[2] || "127.0.0.1");
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`--listen: port ${port} out of range`);
+  const port = parseDecimal(m[3], "--listen port", { max: 65535 });
   return { host, port };
 }
 
 export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process.env): ServeFlags {
-  let dir: string | undefined;
-  let listen = env.ENCDISK_NBD_ADDRESS || "127.0.0.1:10809";
-  let pollMs = 250;
-  let kmsRootKeyFile: string | undefined;
-  let quiet = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.indexOf("=");
-    const flag = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      if (a.startsWith("--") && eq > 0) return a.slice(eq + 1);
-      const v = args[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case "--dir": dir = resolveEngineDir(value()); break;
-      case "--listen": listen = value(); break;
-      case "--poll-ms": {
-        const v = value();
-        pollMs = Number(v);
-        if (!Number.isInteger(pollMs) || pollMs < 10 || pollMs > 60000) throw new Error(`--poll-ms expects an integer 10..60000, got ${JSON.stringify(v)}`);
-        break;
-      }
-      case "--kms-root-key-file": kmsRootKeyFile = value(); break;
-      case "--quiet": quiet = true; break;
-      default: throw new Error(`unknown flag ${JSON.stringify(a)}`);
-    }
-  }
-  const { host, port } = parseListen(listen);
-  return { dir: dir ?? (env.ENCDISK_DIR ? resolveEngineDir(env.ENCDISK_DIR) : resolveEngineDir()), host, port, pollMs, kmsRootKeyFile, quiet };
+  const usage = SERVE_USAGE.slice("usage: ".length);
+  // The same command-line rules as every encdisk command: flags anywhere, unknown ones refused.
+  const line = parseCommandLine(["serve", ...args], SERVE_OPTIONS, () => SERVE_OPTIONS, () => usage);
+  positionals(line.positionals, [], usage);
+  const f = line.flags;
+  const { host, port } = parseListen(typeof f.listen === "string" ? f.listen : env.ENCDISK_NBD_ADDRESS || "127.0.0.1:10809");
+  const pollMs = f["poll-ms"] === undefined ? 250 : parseDecimal(f["poll-ms"], "--poll-ms", { min: 10, max: 60000 });
+  const dir = typeof f.dir === "string" ? resolveEngineDir(f.dir) : env.ENCDISK_DIR ? resolveEngineDir(env.ENCDISK_DIR) : resolveEngineDir();
+  return { dir, host, port, pollMs, kmsRootKeyFile: typeof f["kms-root-key-file"] === "string" ? f["kms-root-key-file"] : undefined, quiet: !!f.quiet, json: !!f.json };
 }
 
 /**
@@ -89,20 +73,31 @@ export async function serveCommand(args: string[], opts: { stop?: Promise<unknow
   try {
     flags = parseServeFlags(args);
   } catch (e) {
-    process.stderr.write(`encdisk serve: ${e instanceof Error ? e.message : String(e)}\n${SERVE_USAGE}\n`);
+    printError("encdisk serve", e, undefined, SERVE_USAGE.slice("usage: ".length));
     return 2;
   }
-  const engine = openEngine({ dir: flags.dir, nbdAddress: `${flags.host.includes(":") ? `[${flags.host}]` : flags.host}:${flags.port}`, ...(flags.kmsRootKeyFile ? { kmsRootKeyFile: flags.kmsRootKeyFile } : {}) });
+  let engine: Engine;
+  try {
+    engine = openCliEngine({ dir: flags.dir, nbdAddress: `${flags.host.includes(":") ? `[${flags.host}]` : flags.host}:${flags.port}`, ...(flags.kmsRootKeyFile ? { kmsRootKeyFile: flags.kmsRootKeyFile } : {}) });
+  } catch (e) {
+    printError("encdisk serve", e, flags.dir);
+    return 1;
+  }
+  const emit = flags.json
+    ? (line: string): void => void process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), message: line })}\n`)
+    : flags.quiet
+      ? (line: string): void => void process.stdout.write(`${line}\n`)
+      : (line: string): void => void process.stdout.write(`${new Date().toISOString()} ${line}\n`);
   const log = flags.quiet
     ? (line: string): void => {
-        if (/listening|error|failed|cannot/.test(line)) process.stdout.write(`${line}\n`);
+        if (/listening|error|failed|cannot/.test(line)) emit(line);
       }
-    : (line: string): void => void process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+    : emit;
   const server = new NbdServer({ backend: new EngineBackend(engine), host: flags.host, port: flags.port, pollIntervalMs: flags.pollMs, log });
   try {
     await server.listen();
   } catch (e) {
-    process.stderr.write(`encdisk serve: cannot listen on ${flags.host}:${flags.port}: ${e instanceof Error ? e.message : String(e)}\n`);
+    printError("encdisk serve", e, `listening on ${flags.host}:${flags.port}`);
     try {
       engine.releaseKeys();
       engine.close();
@@ -122,7 +117,7 @@ export async function serveCommand(args: string[], opts: { stop?: Promise<unknow
       server.close().then(
         () => resolve(0),
         (e) => {
-          process.stderr.write(`encdisk serve: shutdown failed: ${e instanceof Error ? e.message : String(e)}\n`);
+          printError("encdisk serve", e, "shutdown");
           resolve(1);
         },
       );
