@@ -312,7 +312,7 @@ describe("every command takes --json and flags anywhere", () => {
   });
 
   const haveScript = spawnSync("script", ["--version"]).status === 0;
-  (haveScript ? test : test.skip)("write and read --out show a progress line (rate, ETA) on a terminal, and nothing when stderr is not one", () => {
+  (haveScript ? test : test.skip)("write, read --out and migrate show a progress line (rate, ETA) on a terminal, and nothing when stderr is not one", () => {
     const file = path.join(t.root, "big.bin");
     fs.writeFileSync(file, Buffer.alloc(40 * 2 ** 20, 7));
     const out = path.join(t.root, "back.bin");
@@ -326,6 +326,18 @@ describe("every command takes --json and flags anywhere", () => {
       expect(piped.stderr).toBe("");
     }
     expect(fs.readFileSync(out).equals(fs.readFileSync(file))).toBe(true);
+    // migrate: the same line while copying 40 MiB of written data onto a new encrypted disk.
+    const j = (args: string) => JSON.parse(execFileSync("sh", ["-c", `${base} ${args} --json`], { encoding: "utf8" })) as Record<string, string>;
+    const src = j(`create-disk --zone ${ZONE} --size 1`).diskId;
+    const att = j(`attach ${src} ${ids.instance}`).attachmentId;
+    j(`write ${att} --file ${JSON.stringify(file)}`);
+    j(`detach ${att}`);
+    const tty = execFileSync("script", ["-qfec", `${base} migrate ${src} --encrypt`, "/dev/null"], { encoding: "utf8" });
+    expect(tty).toMatch(/migrate disk-\S+: 40\.0 of 40\.0 MiB 100%  \d+\.\d MiB\/s  ETA \d\d:\d\d/);
+    expect(tty).toMatch(/holds the data of/);
+    const piped = spawnSync("sh", ["-c", `${base} migrate ${src} --encrypt --json`], { encoding: "utf8" });
+    expect(piped.stderr).toBe("");
+    expect(JSON.parse(piped.stdout)).toMatchObject({ encrypted: true });
   });
 
   test("Progress renders done, total, percent, rate and ETA; it is off without a terminal or with --json", () => {
