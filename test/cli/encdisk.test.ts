@@ -192,6 +192,12 @@ describe("D15: every refusal is one line on stderr with a stable [Code] and a no
     }
   });
 
+  test("D15: ENOSPC writing the output is ResourceInsufficient.DiskFull naming that output", async () => {
+    const r = await cli(["read", ids.att, "--length", "64K", "--out", "/dev/full"]);
+    expect(r.err).toMatch(/^encdisk read: \[ResourceInsufficient\.DiskFull\] no space left on the filesystem \(\/dev\/full\): .*free space/);
+    expect(r.code).toBe(1);
+  });
+
   test("D15: toEngineError maps Node's and SQLite's system errors to stable codes", () => {
     const sys = (code: string) => Object.assign(new Error(`${code}: boom`), { code });
     expect(toEngineError(sys("ENOSPC")).code).toBe("ResourceInsufficient.DiskFull");

@@ -347,7 +347,13 @@ const COMMANDS: Record<string, Command> = {
       try {
         for (let done = 0; done < length; ) {
           const n = Math.min(16 * 1024 * 1024, length - done);
-          fs.writeSync(fd, e.read(att, offset + done, n));
+          const data = e.read(att, offset + done, n);
+          try {
+            fs.writeSync(fd, data);
+          } catch (err) {
+            // Name the output (Node's write errors carry no path) rather than the engine directory.
+            throw Object.assign(err as Error, { path: out ?? "stdout" });
+          }
           done += n;
           progress.update(done);
         }
