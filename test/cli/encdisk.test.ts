@@ -192,6 +192,10 @@ describe("D15: every refusal is one line on stderr with a stable [Code] and a no
     }
   });
 
+  test("D15: a refused flag names its command", async () => {
+    expect((await cli(["top-up", "--bogus", "1"])).err).toMatch(/^encdisk top-up: \[InvalidParameter\.Usage\] unknown flag --bogus; usage: encdisk top-up AMOUNT/);
+  });
+
   test("D15: ENOSPC writing the output is ResourceInsufficient.DiskFull naming that output", async () => {
     const r = await cli(["read", ids.att, "--length", "64K", "--out", "/dev/full"]);
     expect(r.err).toMatch(/^encdisk read: \[ResourceInsufficient\.DiskFull\] no space left on the filesystem \(\/dev\/full\): .*free space/);

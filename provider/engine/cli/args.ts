@@ -113,7 +113,7 @@ export function parseCommandLine(argv: string[], known: OptionSpec, optionsOf: (
     const parsed = parseArgs({ args: rest, options: { ...(spec ?? {}), ...GLOBAL_OPTIONS }, strict: true, allowPositionals: true });
     return { command, positionals: parsed.positionals, flags: parsed.values as Flags, rest };
   } catch (e) {
-    throw parseArgsError(e, usage);
+    throw Object.assign(parseArgsError(e, usage), { command });
   }
 }
 

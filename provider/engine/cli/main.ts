@@ -499,6 +499,8 @@ export async function main(argv: string[]): Promise<number> {
     const code = cmd.run(engine, line.positionals, flags, out);
     return typeof code === "number" ? code : 0;
   } catch (e) {
+    const during = (e as { command?: unknown }).command;
+    if (typeof during === "string") name = `encdisk ${during}`;
     printError(name, e, dir, phase === "args" && usage ? usage : undefined);
     const code = (e as EngineError | undefined)?.code;
     return phase === "args" || code === ErrorCodes.Usage || code === ErrorCodes.NotDecimal ? 2 : 1;
