@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { InstanceInputs, InstanceOutputs } from "../schemas/instance";
+import { InstanceOutputs as InstanceOutputsSchema } from "../schemas/instance";
 import { InstanceProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { InstanceArgs, InstanceOutputs } from "../types.generated";
 
-/** Arguments of {@link Instance} (see schema.json for every property's description). */
-export type InstanceArgs = ArgsOf<InstanceInputs>;
-export type { InstanceOutputs };
+export type { InstanceArgs, InstanceOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "instanceId";
-const OUTPUT_KEYS = Object.keys(InstanceOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(InstanceOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).

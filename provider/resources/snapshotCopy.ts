@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../schemas/snapshotCopy";
+import { SnapshotCopyOutputs as SnapshotCopyOutputsSchema } from "../schemas/snapshotCopy";
 import { SnapshotCopyProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { SnapshotCopyArgs, SnapshotCopyOutputs } from "../types.generated";
 
-/** Arguments of {@link SnapshotCopy} (see schema.json for every property's description). */
-export type SnapshotCopyArgs = ArgsOf<SnapshotCopyInputs>;
-export type { SnapshotCopyOutputs };
+export type { SnapshotCopyArgs, SnapshotCopyOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "snapshotId";
-const OUTPUT_KEYS = Object.keys(SnapshotCopyOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(SnapshotCopyOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).

@@ -1,14 +1,5 @@
-/** Turning the zod-inferred input and output types into Pulumi argument and output types. */
+/** Typing a resource class from its plain output interface (provider/types.generated.ts). */
 import type * as pulumi from "@pulumi/pulumi";
-
-type InputOf<T> = [T] extends [readonly (infer U)[]]
-  ? pulumi.Input<pulumi.Input<U>[]>
-  : [T] extends [Record<string, string>]
-    ? pulumi.Input<Record<string, pulumi.Input<string>>>
-    : pulumi.Input<T>;
-
-/** Resource arguments: every input may be a plain value, a promise or an Output. */
-export type ArgsOf<T> = { [K in keyof T]: InputOf<Exclude<T[K], undefined>> };
 
 /** Resource outputs: every output property as an `Output`. */
 export type OutputsOf<T> = { readonly [K in keyof T]-?: pulumi.Output<T[K]> };
