@@ -33,7 +33,7 @@ export interface InstanceArgs {
   instanceType: pulumi.Input<string>;
   /** Whether the instance has local storage (default: as its family has: IT3, IT5 and D3 do). Encrypted disks cannot be attached to such an instance (L7). Changing it replaces the instance. */
   localStorage?: pulumi.Input<boolean>;
-  /** Display name. Instances cannot be renamed here: changing it replaces the instance. */
+  /** Display name (default: the Pulumi resource name, for an instance created without one). Instances cannot be renamed here: changing it replaces the instance. */
   name?: pulumi.Input<string>;
 }
 
@@ -75,7 +75,7 @@ export interface EncryptedDiskArgs {
   adoptDiskId?: pulumi.Input<string>;
   /** Roll the disk back to this snapshot of itself (ApplySnapshot). Applied whenever the value changes on an existing disk; refused while the disk is attached (detach it first) and when the snapshot was taken from another disk. Not accepted on a new disk: use `snapshotId` to create a disk from a snapshot. Removing it changes nothing; to roll back to the same snapshot again, remove it, `pulumi up`, then set it again. */
   restoreSnapshotId?: pulumi.Input<string>;
-  /** Display name of the disk. Changing it is an in-place update. */
+  /** Display name of the disk (default: the Pulumi resource name, for a disk created without one). Changing it is an in-place update. */
   name?: pulumi.Input<string>;
   /** Key/value tags. Changing them is an in-place update. */
   tags?: pulumi.Input<{ [key: string]: pulumi.Input<string> }>;
@@ -171,7 +171,7 @@ export interface AttachmentOutputs {
 export interface SnapshotArgs {
   /** The disk to snapshot. Changing it replaces the snapshot. */
   diskId: pulumi.Input<string>;
-  /** Display name. Snapshots cannot be renamed: changing it replaces the snapshot (a new one is taken from the disk's current data). */
+  /** Display name (default: the Pulumi resource name, for a snapshot created without one). Snapshots cannot be renamed: changing it replaces the snapshot (a new one is taken from the disk's current data). */
   name?: pulumi.Input<string>;
   /** Optional assertion of the snapshot's encryption, which is always inherited from the disk: a snapshot of a plain disk is never encrypted (S1) and one of an encrypted disk never plain (S2). A value that disagrees is refused at preview. */
   encrypt?: pulumi.Input<boolean>;
@@ -209,7 +209,7 @@ export interface SnapshotCopyArgs {
   sourceSnapshotId: pulumi.Input<string>;
   /** Region to copy into. Changing it replaces the copy. */
   destinationRegion: pulumi.Input<string>;
-  /** Name of the copy. Changing it replaces the copy. */
+  /** Name of the copy (default: the Pulumi resource name, for a copy created without one). Changing it replaces the copy. */
   name?: pulumi.Input<string>;
 }
 

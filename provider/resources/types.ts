@@ -4,10 +4,24 @@ import type * as pulumi from "@pulumi/pulumi";
 /** Resource outputs: every output property as an `Output`. */
 export type OutputsOf<T> = { readonly [K in keyof T]-?: pulumi.Output<T[K]> };
 
-/** The props bag a dynamic resource registers: its inputs plus every output key left open. */
-export function propsWithOutputs(args: object, outputKeys: readonly string[]): Record<string, unknown> {
+/**
+ * The input key carrying the Pulumi resource name to a resource's hooks when `name` is not
+ * stated (impl/common.ts: passInputs makes it the name of a resource being created).
+ */
+export const DEFAULT_NAME_KEY = "__defaultName";
+
+/** The engine's longest display name (longer Pulumi names are cut to it). */
+const MAX_NAME = 60;
+
+/**
+ * The props bag a dynamic resource registers: its inputs plus every output key left open;
+ * with `defaultName` (the resource name, for resources with a `name` input) and no `name`
+ * stated, also the default name.
+ */
+export function propsWithOutputs(args: object, outputKeys: readonly string[], defaultName?: string): Record<string, unknown> {
   const props: Record<string, unknown> = {};
   for (const k of outputKeys) props[k] = undefined;
   for (const [k, v] of Object.entries(args ?? {})) if (v !== undefined) props[k] = v;
+  if (defaultName !== undefined && props.name === undefined) props[DEFAULT_NAME_KEY] = defaultName.slice(0, MAX_NAME);
   return props;
 }
