@@ -1,5 +1,6 @@
 /** Typing a resource class from its plain output interface (provider/types.generated.ts). */
 import type * as pulumi from "@pulumi/pulumi";
+import { name as nameSchema } from "../schemas/common";
 
 /** Resource outputs: every output property as an `Output`. */
 export type OutputsOf<T> = { readonly [K in keyof T]-?: pulumi.Output<T[K]> };
@@ -10,8 +11,8 @@ export type OutputsOf<T> = { readonly [K in keyof T]-?: pulumi.Output<T[K]> };
  */
 export const DEFAULT_NAME_KEY = "__defaultName";
 
-/** The engine's longest display name (longer Pulumi names are cut to it). */
-const MAX_NAME = 60;
+/** The longest display name (longer Pulumi names are cut to it). */
+const MAX_NAME = nameSchema.maxLength ?? undefined;
 
 /**
  * The props bag a dynamic resource registers: its inputs plus every output key left open;
