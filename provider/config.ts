@@ -4,9 +4,12 @@
  */
 import * as os from "os";
 import * as path from "path";
-import { CONFIG_KEYS, ConfigKey, ProviderConfig } from "./schemas/config";
+import { CONFIG_KEYS, ConfigKey } from "./schemas/configKeys";
+import { ProviderConfig as ProviderConfigSchema } from "./schemas/config";
+import type { ProviderConfig } from "./types.generated";
 
-export { CONFIG_KEYS, ProviderConfig };
+export { CONFIG_KEYS };
+export type { ProviderConfig };
 
 /** Default engine directory when neither `encdisk:engineDir` nor ENCDISK_DIR is set. */
 export function defaultEngineDir(): string {
@@ -31,7 +34,7 @@ export function resolveConfig(
     if (value !== undefined) raw[key] = value;
   }
   raw.engineDir ??= defaultEngineDir();
-  const parsed = ProviderConfig.safeParse(raw);
+  const parsed = ProviderConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `encdisk:${i.path.join(".")} (${CONFIG_KEYS[i.path[0] as ConfigKey]?.env ?? "?"}): ${i.message}`);
     throw new Error(`invalid encdisk provider configuration: ${issues.join("; ")}`);

@@ -12,5 +12,5 @@ export { SnapshotCopy, SnapshotCopyArgs, SnapshotCopyOutputs } from "./resources
 export { DiskWrite, DiskWriteArgs, DiskWriteOutputs } from "./resources/diskWrite";
 export { KmsAuthorization, KmsAuthorizationArgs, KmsAuthorizationOutputs } from "./resources/kmsAuthorization";
 export { CONFIG_KEYS, defaultEngineDir, resolveConfig } from "./config";
-export type { ProviderConfig } from "./config";
+export type { ProviderConfig, DiskType, DiskUsage } from "./types.generated";
 export { getKmsUsage, KmsUsageArgs, KmsUsageResult } from "./usage";

@@ -6,9 +6,9 @@
 //   library linked: Node-API and OpenSSL symbols resolve when the addon loads);
 // - native/build/gcm-ring.node: the same addon over ring's AES-GCM (native/ring, a Rust static
 //   library built with cargo from crates.io), ~1.5-2x faster where the CPU has VAES.
-// Each is skipped when it is newer than its sources. Whatever cannot be built is said and
-// skipped: the engine then uses the next best (ring, openssl, node:crypto), so an install
-// never fails for it.
+// Each is skipped when it is newer than its sources; nothing but native/build/ is left behind.
+// Whatever cannot be built is said and skipped: the engine then uses the next best (ring,
+// openssl, node:crypto), so an install never fails for it.
 "use strict";
 const { execFileSync } = require("child_process");
 const fs = require("fs");
@@ -81,12 +81,20 @@ if (!fresh(ring, ringSources)) {
   if (!bin) {
     console.warn("build-native: no cargo; skipping the ring cipher (the engine uses OpenSSL's)");
   } else {
+    // Cargo's build tree (~60 MB) goes to a temporary directory removed afterwards, so an
+    // installed package holds only the addon; $CARGO_TARGET_DIR, when set, is used and kept.
+    const target = process.env.CARGO_TARGET_DIR || fs.mkdtempSync(path.join(os.tmpdir(), "encdisk-ring-"));
     try {
-      execFileSync(bin, ["build", "--release", "--locked", "--manifest-path", path.join(ringDir, "Cargo.toml")], { stdio: "inherit" });
-      const lib = path.join(ringDir, "target", "release", "libencdisk_gcm.a");
+      execFileSync(bin, ["build", "--release", "--locked", "--manifest-path", path.join(ringDir, "Cargo.toml")], {
+        stdio: "inherit",
+        env: { ...process.env, CARGO_TARGET_DIR: target },
+      });
+      const lib = path.join(target, "release", "libencdisk_gcm.a");
       cc(ring, [...common, "-DENCDISK_RING", src, lib, "-Wl,--gc-sections", "-s", "-ldl", "-lm"]);
     } catch (e) {
       console.warn(`build-native: cargo could not build native/ring (${e.message}); the engine uses OpenSSL's cipher`);
+    } finally {
+      if (!process.env.CARGO_TARGET_DIR) fs.rmSync(target, { recursive: true, force: true });
     }
   }
 }

@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { AttachmentInputs, AttachmentOutputs } from "../schemas/attachment";
+import { AttachmentOutputs as AttachmentOutputsSchema } from "../schemas/attachment";
 import { AttachmentProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { AttachmentArgs, AttachmentOutputs } from "../types.generated";
 
-/** Arguments of {@link Attachment} (see schema.json for every property's description). */
-export type AttachmentArgs = ArgsOf<AttachmentInputs>;
-export type { AttachmentOutputs };
+export type { AttachmentArgs, AttachmentOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "attachmentId";
-const OUTPUT_KEYS = Object.keys(AttachmentOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(AttachmentOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).

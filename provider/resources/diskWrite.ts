@@ -1,13 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
-import { DiskWriteInputs, DiskWriteOutputs } from "../schemas/diskWrite";
+import { DiskWriteOutputs as DiskWriteOutputsSchema } from "../schemas/diskWrite";
 import { DiskWriteProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { DiskWriteArgs, DiskWriteOutputs } from "../types.generated";
 
-/** Arguments of {@link DiskWrite} (see schema.json for every property's description). */
-export type DiskWriteArgs = ArgsOf<DiskWriteInputs>;
-export type { DiskWriteOutputs };
+export type { DiskWriteArgs, DiskWriteOutputs };
 
-const OUTPUT_KEYS = Object.keys(DiskWriteOutputs.shape);
+const OUTPUT_KEYS = Object.keys(DiskWriteOutputsSchema.shape);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).

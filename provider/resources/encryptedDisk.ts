@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { EncryptedDiskInputs, EncryptedDiskOutputs } from "../schemas/encryptedDisk";
+import { EncryptedDiskOutputs as EncryptedDiskOutputsSchema } from "../schemas/encryptedDisk";
 import { EncryptedDiskProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { EncryptedDiskArgs, EncryptedDiskOutputs } from "../types.generated";
 
-/** Arguments of {@link EncryptedDisk} (see schema.json for every property's description). */
-export type EncryptedDiskArgs = ArgsOf<EncryptedDiskInputs>;
-export type { EncryptedDiskOutputs };
+export type { EncryptedDiskArgs, EncryptedDiskOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "diskId";
-const OUTPUT_KEYS = Object.keys(EncryptedDiskOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(EncryptedDiskOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -24,7 +23,7 @@ export interface EncryptedDisk extends OutputsOf<EncryptedDiskOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class EncryptedDisk extends pulumi.dynamic.Resource {
   constructor(name: string, args: EncryptedDiskArgs, opts?: pulumi.CustomResourceOptions) {
-    super(EncryptedDiskProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "EncryptedDisk");
+    super(EncryptedDiskProvider, name, propsWithOutputs(args, OUTPUT_KEYS, name), opts, "encdisk", "EncryptedDisk");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `diskId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ImageInputs, ImageOutputs } from "../schemas/image";
+import { ImageOutputs as ImageOutputsSchema } from "../schemas/image";
 import { ImageProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { ImageArgs, ImageOutputs } from "../types.generated";
 
-/** Arguments of {@link Image} (see schema.json for every property's description). */
-export type ImageArgs = ArgsOf<ImageInputs>;
-export type { ImageOutputs };
+export type { ImageArgs, ImageOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "imageId";
-const OUTPUT_KEYS = Object.keys(ImageOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(ImageOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).

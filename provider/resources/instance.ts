@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { InstanceInputs, InstanceOutputs } from "../schemas/instance";
+import { InstanceOutputs as InstanceOutputsSchema } from "../schemas/instance";
 import { InstanceProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { InstanceArgs, InstanceOutputs } from "../types.generated";
 
-/** Arguments of {@link Instance} (see schema.json for every property's description). */
-export type InstanceArgs = ArgsOf<InstanceInputs>;
-export type { InstanceOutputs };
+export type { InstanceArgs, InstanceOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "instanceId";
-const OUTPUT_KEYS = Object.keys(InstanceOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(InstanceOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -24,7 +23,7 @@ export interface Instance extends OutputsOf<InstanceOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Instance extends pulumi.dynamic.Resource {
   constructor(name: string, args: InstanceArgs, opts?: pulumi.CustomResourceOptions) {
-    super(InstanceProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Instance");
+    super(InstanceProvider, name, propsWithOutputs(args, OUTPUT_KEYS, name), opts, "encdisk", "Instance");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `instanceId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

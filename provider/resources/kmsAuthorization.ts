@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { KmsAuthorizationInputs, KmsAuthorizationOutputs } from "../schemas/kmsAuthorization";
+import { KmsAuthorizationOutputs as KmsAuthorizationOutputsSchema } from "../schemas/kmsAuthorization";
 import { KmsAuthorizationProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { KmsAuthorizationArgs, KmsAuthorizationOutputs } from "../types.generated";
 
-/** Arguments of {@link KmsAuthorization} (see schema.json for every property's description). */
-export type KmsAuthorizationArgs = ArgsOf<KmsAuthorizationInputs>;
-export type { KmsAuthorizationOutputs };
+export type { KmsAuthorizationArgs, KmsAuthorizationOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "accountId";
-const OUTPUT_KEYS = Object.keys(KmsAuthorizationOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(KmsAuthorizationOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).

@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { SnapshotInputs, SnapshotOutputs } from "../schemas/snapshot";
+import { SnapshotOutputs as SnapshotOutputsSchema } from "../schemas/snapshot";
 import { SnapshotProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { SnapshotArgs, SnapshotOutputs } from "../types.generated";
 
-/** Arguments of {@link Snapshot} (see schema.json for every property's description). */
-export type SnapshotArgs = ArgsOf<SnapshotInputs>;
-export type { SnapshotOutputs };
+export type { SnapshotArgs, SnapshotOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "snapshotId";
-const OUTPUT_KEYS = Object.keys(SnapshotOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(SnapshotOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -24,7 +23,7 @@ export interface Snapshot extends OutputsOf<SnapshotOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Snapshot extends pulumi.dynamic.Resource {
   constructor(name: string, args: SnapshotArgs, opts?: pulumi.CustomResourceOptions) {
-    super(SnapshotProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Snapshot");
+    super(SnapshotProvider, name, propsWithOutputs(args, OUTPUT_KEYS, name), opts, "encdisk", "Snapshot");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `snapshotId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

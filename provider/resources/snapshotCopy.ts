@@ -1,15 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../schemas/snapshotCopy";
+import { SnapshotCopyOutputs as SnapshotCopyOutputsSchema } from "../schemas/snapshotCopy";
 import { SnapshotCopyProvider } from "./providers";
-import { ArgsOf, OutputsOf, propsWithOutputs } from "./types";
+import { OutputsOf, propsWithOutputs } from "./types";
+import type { SnapshotCopyArgs, SnapshotCopyOutputs } from "../types.generated";
 
-/** Arguments of {@link SnapshotCopy} (see schema.json for every property's description). */
-export type SnapshotCopyArgs = ArgsOf<SnapshotCopyInputs>;
-export type { SnapshotCopyOutputs };
+export type { SnapshotCopyArgs, SnapshotCopyOutputs };
 
 /** The output that equals the resource id: exposed through `id` (see the constructor). */
 const ID_KEY = "snapshotId";
-const OUTPUT_KEYS = Object.keys(SnapshotCopyOutputs.shape).filter((k) => k !== ID_KEY);
+const OUTPUT_KEYS = Object.keys(SnapshotCopyOutputsSchema.shape).filter((k) => k !== ID_KEY);
 
 // Declaration merging gives the class one typed `Output` per output property, with no field
 // initializers (a class field would overwrite the value Pulumi sets during construction).
@@ -24,7 +23,7 @@ export interface SnapshotCopy extends OutputsOf<SnapshotCopyOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class SnapshotCopy extends pulumi.dynamic.Resource {
   constructor(name: string, args: SnapshotCopyArgs, opts?: pulumi.CustomResourceOptions) {
-    super(SnapshotCopyProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "SnapshotCopy");
+    super(SnapshotCopyProvider, name, propsWithOutputs(args, OUTPUT_KEYS, name), opts, "encdisk", "SnapshotCopy");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `snapshotId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

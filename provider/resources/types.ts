@@ -1,22 +1,28 @@
-/** Turning the zod-inferred input and output types into Pulumi argument and output types. */
+/** Typing a resource class from its plain output interface (provider/types.generated.ts). */
 import type * as pulumi from "@pulumi/pulumi";
-
-type InputOf<T> = [T] extends [readonly (infer U)[]]
-  ? pulumi.Input<pulumi.Input<U>[]>
-  : [T] extends [Record<string, string>]
-    ? pulumi.Input<Record<string, pulumi.Input<string>>>
-    : pulumi.Input<T>;
-
-/** Resource arguments: every input may be a plain value, a promise or an Output. */
-export type ArgsOf<T> = { [K in keyof T]: InputOf<Exclude<T[K], undefined>> };
+import { name as nameSchema } from "../schemas/common";
 
 /** Resource outputs: every output property as an `Output`. */
 export type OutputsOf<T> = { readonly [K in keyof T]-?: pulumi.Output<T[K]> };
 
-/** The props bag a dynamic resource registers: its inputs plus every output key left open. */
-export function propsWithOutputs(args: object, outputKeys: readonly string[]): Record<string, unknown> {
+/**
+ * The input key carrying the Pulumi resource name to a resource's hooks when `name` is not
+ * stated (impl/common.ts: passInputs makes it the name of a resource being created).
+ */
+export const DEFAULT_NAME_KEY = "__defaultName";
+
+/** The longest display name (longer Pulumi names are cut to it). */
+const MAX_NAME = nameSchema.maxLength ?? undefined;
+
+/**
+ * The props bag a dynamic resource registers: its inputs plus every output key left open;
+ * with `defaultName` (the resource name, for resources with a `name` input) and no `name`
+ * stated, also the default name.
+ */
+export function propsWithOutputs(args: object, outputKeys: readonly string[], defaultName?: string): Record<string, unknown> {
   const props: Record<string, unknown> = {};
   for (const k of outputKeys) props[k] = undefined;
   for (const [k, v] of Object.entries(args ?? {})) if (v !== undefined) props[k] = v;
+  if (defaultName !== undefined && props.name === undefined) props[DEFAULT_NAME_KEY] = defaultName.slice(0, MAX_NAME);
   return props;
 }

@@ -43,7 +43,7 @@ export const EncryptedDiskInputs = z
     restoreSnapshotId: c.snapshotId.optional().meta({
       description: "Roll the disk back to this snapshot of itself (ApplySnapshot). Applied whenever the value changes on an existing disk; refused while the disk is attached (detach it first) and when the snapshot was taken from another disk. Not accepted on a new disk: use `snapshotId` to create a disk from a snapshot. Removing it changes nothing; to roll back to the same snapshot again, remove it, `pulumi up`, then set it again.",
     }),
-    name: c.name.optional().meta({ description: "Display name of the disk. Changing it is an in-place update." }),
+    name: c.name.optional().meta({ description: "Display name of the disk (default: the Pulumi resource name, for a disk created without one). Changing it is an in-place update." }),
     tags: c.tags.optional().meta({ description: "Key/value tags. Changing them is an in-place update." }),
   })
   .strict();

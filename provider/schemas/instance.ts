@@ -9,7 +9,7 @@ export const InstanceInputs = z
       description: "Whether the instance has local storage (default: as its family has: IT3, IT5 and D3 do). Encrypted disks cannot be attached to such an instance (L7). Changing it replaces the instance.",
       willReplaceOnChanges: true,
     }),
-    name: c.name.optional().meta({ description: "Display name. Instances cannot be renamed here: changing it replaces the instance.", willReplaceOnChanges: true }),
+    name: c.name.optional().meta({ description: "Display name (default: the Pulumi resource name, for an instance created without one). Instances cannot be renamed here: changing it replaces the instance.", willReplaceOnChanges: true }),
   })
   .strict();
 

@@ -5,7 +5,7 @@ export const SnapshotInputs = z
   .object({
     diskId: c.diskId.meta({ description: "The disk to snapshot. Changing it replaces the snapshot.", willReplaceOnChanges: true }),
     name: c.name.optional().meta({
-      description: "Display name. Snapshots cannot be renamed: changing it replaces the snapshot (a new one is taken from the disk's current data).",
+      description: "Display name (default: the Pulumi resource name, for a snapshot created without one). Snapshots cannot be renamed: changing it replaces the snapshot (a new one is taken from the disk's current data).",
       willReplaceOnChanges: true,
     }),
     encrypt: z.boolean().optional().meta({

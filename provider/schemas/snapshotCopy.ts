@@ -5,7 +5,7 @@ export const SnapshotCopyInputs = z
   .object({
     sourceSnapshotId: c.snapshotId.meta({ description: "The snapshot to copy. Encrypted snapshots cannot be copied across regions (S4). Changing it replaces the copy.", willReplaceOnChanges: true }),
     destinationRegion: c.region.meta({ description: "Region to copy into. Changing it replaces the copy.", willReplaceOnChanges: true }),
-    name: c.name.optional().meta({ description: "Name of the copy. Changing it replaces the copy.", willReplaceOnChanges: true }),
+    name: c.name.optional().meta({ description: "Name of the copy (default: the Pulumi resource name, for a copy created without one). Changing it replaces the copy.", willReplaceOnChanges: true }),
   })
   .strict();
 

@@ -6,9 +6,12 @@ import type { z } from "zod";
 import type * as pulumi from "@pulumi/pulumi";
 import { UNKNOWN } from "../../schemas/common";
 import { isEngineError } from "../../engine";
+import { DEFAULT_NAME_KEY } from "../types";
 
 export type Props = Record<string, unknown>;
 export const PROVIDER_KEY = "__provider";
+/** The Pulumi resource name when `name` is not stated (see passInputs). */
+export { DEFAULT_NAME_KEY };
 
 /** True when `v` is, or contains, a value unknown during preview. */
 export function isUnknown(v: unknown): boolean {
@@ -43,7 +46,7 @@ export function validate<S extends z.ZodObject>(schema: S, news: Props): Validat
   const unknown = new Set<string>();
   const failures: pulumi.dynamic.CheckFailure[] = [];
   for (const key of Object.keys(news)) {
-    if (key === PROVIDER_KEY) continue;
+    if (key === PROVIDER_KEY || key === DEFAULT_NAME_KEY) continue;
     if (!(key in shape)) failures.push({ property: key, reason: `unknown property "${key}"; known: ${Object.keys(shape).join(", ")}` });
   }
   for (const [key, fieldSchema] of Object.entries(shape)) {
@@ -62,10 +65,22 @@ export function validate<S extends z.ZodObject>(schema: S, news: Props): Validat
   return { known: known as Partial<z.output<S>>, unknown, failures };
 }
 
-/** The inputs a check hands back: the program's own, minus the provider key (the host re-adds it). */
-export function passInputs(news: Props): Props {
+/**
+ * The inputs a check hands back: the program's own, minus the provider key (the host re-adds
+ * it) and the default-name key. With `olds` (check of a resource that has a `name`): a resource
+ * being created (no old inputs) that states no name gets its Pulumi resource name.
+ */
+export function passInputs(news: Props, olds?: Props): Props {
   const out: Props = {};
-  for (const [k, v] of Object.entries(news)) if (k !== PROVIDER_KEY && v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(news)) if (k !== PROVIDER_KEY && k !== DEFAULT_NAME_KEY && v !== undefined) out[k] = v;
+  if (olds === undefined || out.name !== undefined) return out;
+  if (Object.keys(olds).length === 0) {
+    if (typeof news[DEFAULT_NAME_KEY] === "string" && news[DEFAULT_NAME_KEY] !== "") out.name = news[DEFAULT_NAME_KEY];
+  } else if (typeof olds.name === "string") {
+    // Omitted later: the name it has (as every omitted optional input), so nothing diffs and a
+    // replacement keeps it. A resource created before names defaulted has none: unchanged.
+    out.name = olds.name;
+  }
   return out;
 }
 

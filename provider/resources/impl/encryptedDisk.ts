@@ -173,7 +173,7 @@ export const EncryptedDisk = {
       if (!d) failures.push({ property: "adoptDiskId", reason: `disk ${k.adoptDiskId} does not exist.` });
       else failures.push(...adoptionProblems(d, k));
     }
-    return { inputs: passInputs(news), failures };
+    return { inputs: passInputs(news, olds), failures };
   },
 
   /**

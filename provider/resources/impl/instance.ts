@@ -11,7 +11,7 @@ function outs(i: EngineInstance): InstanceOutputs {
 }
 
 export const Instance = {
-  async check(_olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
+  async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(InstanceInputs, news);
     if (k.zone !== undefined) {
       try {
@@ -27,7 +27,7 @@ export const Instance = {
         failures.push(failureFrom("instanceType", err));
       }
     }
-    return { inputs: passInputs(news), failures };
+    return { inputs: passInputs(news, olds), failures };
   },
 
   async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {

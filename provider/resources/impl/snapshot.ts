@@ -44,7 +44,7 @@ export const Snapshot = {
       const was = typeof olds?.encrypt === "boolean" ? olds.encrypt : fromDisk;
       if (was !== undefined && was !== k.encrypt) failures.push({ property: "encrypt", reason: snapshotConversionReason(was) });
     }
-    return { inputs: passInputs(news), failures };
+    return { inputs: passInputs(news, olds), failures };
   },
 
   async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {

@@ -24,7 +24,7 @@ function outs(s: EngineSnapshot, stated: Props): SnapshotCopyOutputs {
 }
 
 export const SnapshotCopy = {
-  async check(_olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
+  async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(SnapshotCopyInputs, news);
     const e = existingEngine();
     if (e && k.sourceSnapshotId !== undefined) {
@@ -41,7 +41,7 @@ export const SnapshotCopy = {
         failures.push(failureFrom("destinationRegion", err));
       }
     }
-    return { inputs: passInputs(news), failures };
+    return { inputs: passInputs(news, olds), failures };
   },
 
   async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
