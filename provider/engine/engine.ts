@@ -44,6 +44,12 @@ const GiB = 1024 ** 3;
 export const MAX_IO_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_PRICE_PER_CALL_MICROS = 6; // 0.06 per 10,000 calls
 export const DEFAULT_STARTING_BALANCE_MICROS = 100_000_000; // 100.00
+/**
+ * Largest account balance (B3), in micro-units: 1,000,000,000.000000. Every amount stays an
+ * exact integer well inside 2^53 (JavaScript numbers) and 2^63 (SQLite); a top-up past it is
+ * refused with `LimitExceeded.AccountBalance`.
+ */
+export const MAX_BALANCE_MICROS = 1_000_000_000_000_000;
 const ACCOUNT_ID = "100000000001";
 /** Files younger than this are never swept as orphans: another process may be mid-operation. */
 const ORPHAN_GRACE_MS = 60_000;
@@ -166,13 +172,26 @@ function checkToken(token: unknown): string | undefined {
   return token;
 }
 
+/**
+ * A list call's filter: an object (or omitted) whose only keys are `keys`; every value a
+ * non-empty string (an id, zone or region), except `sinceSeq`: a non-negative whole number.
+ * Anything else is refused naming the property, never matched as "nothing".
+ */
 function checkFilter(filter: unknown, keys: string[]): Record<string, string | number | undefined> {
   if (filter === undefined) return {};
   needs(typeof filter === "object" && filter !== null && !Array.isArray(filter), ErrorCodes.InvalidParameter, `a filter must be an object (or omitted), got ${show(filter)}`);
   const f = filter as Record<string, unknown>;
+  for (const k of Object.keys(f)) {
+    needs(keys.includes(k), ErrorCodes.InvalidParameterValue, `unknown filter ${show(k)}; this list filters by ${keys.join(", ")}`, { property: k });
+  }
   for (const k of keys) {
     const v = f[k];
-    needs(v === undefined || typeof v === "string" || (k === "sinceSeq" && typeof v === "number" && Number.isSafeInteger(v)), ErrorCodes.InvalidParameterValue, `filter ${k} must be a ${k === "sinceSeq" ? "whole number" : "string"}, got ${show(v)}`, { property: k });
+    if (v === undefined) continue;
+    if (k === "sinceSeq") {
+      needs(typeof v === "number" && Number.isSafeInteger(v) && v >= 0, ErrorCodes.InvalidParameterValue, `filter sinceSeq must be a non-negative whole number (an audit sequence number), got ${show(v)}`, { property: k });
+    } else {
+      needs(typeof v === "string" && v.length > 0 && v.length <= 128, ErrorCodes.InvalidParameterValue, `filter ${k} must be a non-empty string of at most 128 characters, got ${show(v)}`, { property: k });
+    }
   }
   return f as Record<string, string | number | undefined>;
 }
@@ -245,8 +264,10 @@ class LocalEngine implements Engine {
     this.run(() => {
       const price = opts.pricePerCallMicros ?? DEFAULT_PRICE_PER_CALL_MICROS;
       const opening = opts.startingBalanceMicros ?? DEFAULT_STARTING_BALANCE_MICROS;
-      const made = this.sql("INSERT OR IGNORE INTO account (id, account_id, kms_authorized, price_micros, created_at) VALUES (1, ?, 0, ?, ?)").run(ACCOUNT_ID, price, nowIso());
-      if (made.changes) this.sql("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'opening', ?)").run(nowIso(), opening);
+      needs(Number.isSafeInteger(opening) && opening >= 0 && opening <= MAX_BALANCE_MICROS, ErrorCodes.InvalidParameterValue, `the starting balance must be a whole number of micro-units from 0 to ${MAX_BALANCE_MICROS}, got ${show(opening)}`, { property: "startingBalanceMicros" });
+      needs(Number.isSafeInteger(price) && price >= 0 && price <= MAX_BALANCE_MICROS, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a whole number of micro-units from 0 to ${MAX_BALANCE_MICROS}, got ${show(price)}`, { property: "pricePerCallMicros" });
+      const made = this.sql("INSERT OR IGNORE INTO account (id, account_id, kms_authorized, price_micros, created_at, balance_micros) VALUES (1, ?, 0, ?, ?, 0)").run(ACCOUNT_ID, price, nowIso());
+      if (made.changes) this.ledger("opening", opening);
       this.sql("INSERT OR IGNORE INTO meta (k, v) VALUES ('engine_id', ?)").run(crypto.randomUUID());
     });
     this.sweepOrphans();
@@ -377,8 +398,25 @@ class LocalEngine implements Engine {
     });
   }
 
+  /** The running balance of the account row (kept by `ledger`), not a sum over the ledger. */
   private balance(): number {
-    return (this.sql("SELECT COALESCE(SUM(amount_micros), 0) AS b FROM ledger").get() as { b: number }).b;
+    return (this.sql("SELECT balance_micros AS b FROM account WHERE id = 1").get() as { b: number }).b;
+  }
+
+  /**
+   * Appends one ledger entry and moves the running balance with it, in the caller's
+   * transaction; the balance never leaves [0, MAX_BALANCE_MICROS] (B3, D14).
+   */
+  private ledger(kind: "opening" | "topup" | "charge", amountMicros: number, auditSeq: number | bigint | null = null): void {
+    const after = this.balance() + amountMicros;
+    needs(
+      after <= MAX_BALANCE_MICROS,
+      ErrorCodes.BalanceLimit,
+      `the account balance may hold at most ${MAX_BALANCE_MICROS} micro-units (${MAX_BALANCE_MICROS / 1e6}); it is ${this.balance()}, so at most ${MAX_BALANCE_MICROS - this.balance()} can be added. Nothing was changed.`,
+      { rule: "B3", property: "amount" },
+    );
+    this.sql("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, ?, ?, ?)").run(nowIso(), kind, amountMicros, auditSeq);
+    this.sql("UPDATE account SET balance_micros = ? WHERE id = 1").run(after);
   }
 
   authorizeKms(): Account {
@@ -388,12 +426,12 @@ class LocalEngine implements Engine {
 
   topUp(amountMicros: number): Account {
     needs(Number.isSafeInteger(amountMicros) && amountMicros > 0, ErrorCodes.InvalidParameterValue, `a top-up must be a positive whole number of micro-units, got ${show(amountMicros)}`, { property: "amount" });
-    this.run(() => this.sql("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'topup', ?)").run(nowIso(), amountMicros));
+    this.run(() => this.ledger("topup", amountMicros));
     return this.getAccount();
   }
 
   setPricePerCall(priceMicros: number): Account {
-    needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a non-negative whole number of micro-units, got ${show(priceMicros)}`, { property: "pricePerCall" });
+    needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0 && priceMicros <= MAX_BALANCE_MICROS, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a whole number of micro-units from 0 to ${MAX_BALANCE_MICROS}, got ${show(priceMicros)}`, { property: "pricePerCall" });
     this.run(() => this.sql("UPDATE account SET price_micros = ? WHERE id = 1").run(priceMicros));
     return this.getAccount();
   }
@@ -420,7 +458,7 @@ class LocalEngine implements Engine {
     if (kmsApi === "Decrypt" || kmsApi === "Encrypt") this.kms.checkRegionKey(region);
     const audit = this.sql("INSERT INTO audit (time, region, operation, resource_id, kms_api, billable, price_micros) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(nowIso(), region, operation, resourceId, kmsApi, billable ? 1 : 0, price);
-    if (billable) this.sql("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, 'charge', ?, ?)").run(nowIso(), -price, audit.lastInsertRowid);
+    if (billable) this.ledger("charge", -price, audit.lastInsertRowid);
   }
 
   /**
@@ -1369,6 +1407,8 @@ class LocalEngine implements Engine {
       const billing = this.sql("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
         .get() as { audited: number; charged: number; unbilled: number };
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);
+      const bal = this.sql("SELECT (SELECT balance_micros FROM account WHERE id = 1) AS running, (SELECT TOTAL(amount_micros) FROM ledger) AS summed").get() as { running: number | null; summed: number };
+      if (bal.running !== bal.summed || bal.summed < 0 || bal.summed > MAX_BALANCE_MICROS) p.push(`billing: the account balance is ${bal.running} but the ledger sums to ${bal.summed} (allowed: 0 to ${MAX_BALANCE_MICROS})`);
       for (const f of this.orphanFiles(Date.now())) p.push(`orphan file ${f}`);
 
       const count = (sql: string) => (this.sql(sql).get() as { n: number }).n;

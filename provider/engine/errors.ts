@@ -17,6 +17,7 @@ export const ErrorCodes = {
   ServiceManagedKey: "UnsupportedOperation.ServiceManagedKey", // K5, O3
   KmsNotAuthorized: "UnauthorizedOperation.KmsNotAuthorized", // O2
   InsufficientBalance: "InvalidAccount.InsufficientBalance", // B3
+  BalanceLimit: "LimitExceeded.AccountBalance", // B3: MAX_BALANCE_MICROS
   // Placement and state
   ZoneNotMatch: "ResourceUnavailable.ZoneNotMatch", // C1
   Attached: "ResourceUnavailable.Attached",
@@ -51,6 +52,9 @@ export const ErrorCodes = {
   KmsRootKeyMismatch: "KmsRootKey.Mismatch",
   KeyMaterialCorrupt: "DataCorruption.WrappedKey",
   StateCorrupt: "DataCorruption.State",
+  LineageTampered: "DataCorruption.LineageSeal", // D7: encryption flag, key id or region changed behind the engine
+  BlockMapTampered: "DataCorruption.BlockMap", // D10: a block map row rolled back, moved or deleted behind the engine
+  DiskFull: "ResourceInsufficient.DiskFull", // D9: the host file system of the engine directory is full
   EngineVersion: "UnsupportedOperation.EngineVersion",
   Internal: "InternalError",
 } as const;
