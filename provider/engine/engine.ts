@@ -829,10 +829,10 @@ class LocalEngine implements Engine {
       }),
     );
     if (target.migrated_at) return this.toDisk(target);
-    // Phase 2: the copy (a retry with the same token redoes it from the start), then the mark.
-    // Until then the disk is DUMPING and cannot be attached.
+    // Phase 2: the copy (a retry with the same token, or resumeMigration, redoes it from the
+    // start), then the mark. Until then the disk is DUMPING and cannot be attached.
     try {
-      this.copyDiskData(src.disk_id, target.disk_id, onProgress);
+      return this.finishMigration(src, target, onProgress);
     } catch (e) {
       if (made) {
         try {
@@ -843,8 +843,24 @@ class LocalEngine implements Engine {
       }
       throw e;
     }
-    this.run(() => this.sql("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id));
+  }
+
+  /** Phase 2 of a migration: the whole copy onto the DUMPING target, then the mark that ends DUMPING. */
+  private finishMigration(src: DiskRow, target: DiskRow, onProgress?: (p: MigrateProgress) => void): Disk {
+    this.copyDiskData(src.disk_id, target.disk_id, onProgress);
+    this.run(() => {
+      needs(this.diskRow(src.disk_id), ErrorCodes.DiskNotFound, `source disk ${src.disk_id} was deleted during the copy; delete ${target.disk_id}`, { property: "sourceDiskId" });
+      this.sql("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id);
+    });
     return this.getDisk(target.disk_id);
+  }
+
+  resumeMigration(targetDiskId: string, onProgress?: (p: MigrateProgress) => void): Disk {
+    const target = this.view(() => this.mustDisk(targetDiskId));
+    needs(target.source_disk_id && !target.migrated_at, ErrorCodes.InvalidParameter, `disk ${targetDiskId} is not DUMPING: it is no interrupted migration target${target.source_disk_id ? ` (its migration from ${target.source_disk_id} completed)` : ""}; nothing to resume`, { property: "diskId" });
+    const src = this.view(() => this.diskRow(target.source_disk_id as string));
+    needs(src, ErrorCodes.DiskNotFound, `disk ${targetDiskId} was receiving the data of ${target.source_disk_id}, which no longer exists, so its migration cannot be resumed; delete it (encdisk delete-disk ${targetDiskId})`, { property: "sourceDiskId" });
+    return this.finishMigration(src, target, onProgress);
   }
 
   // ---- snapshots -------------------------------------------------------------------------------
@@ -1404,6 +1420,8 @@ class LocalEngine implements Engine {
       for (const r of q<{ attachment_id: string }>("SELECT attachment_id FROM attachments a WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = a.instance_id)")) p.push(`attachment ${r.attachment_id} names a missing instance`);
       for (const r of q<{ attachment_id: string; psk_file: string }>("SELECT attachment_id, psk_file FROM attachments")) if (!fs.existsSync(r.psk_file)) p.push(`attachment ${r.attachment_id} has no key file ${r.psk_file}`);
       for (const r of q<{ disk_id: string; state: string }>("SELECT disk_id, state FROM disks WHERE state <> 'UNATTACHED'")) p.push(`disk ${r.disk_id} is stuck in state ${r.state}`);
+      for (const r of q<{ disk_id: string; source_disk_id: string; encrypted: number }>("SELECT disk_id, source_disk_id, encrypted FROM disks WHERE source_disk_id IS NOT NULL AND migrated_at IS NULL"))
+        p.push(`disk ${r.disk_id} is DUMPING: its migration from ${r.source_disk_id} did not finish (interrupted, or still running in another process); resume it with: encdisk migrate ${r.source_disk_id} ${r.encrypted ? "--encrypt" : "--plain"} (or delete it)`);
       const billing = this.sql("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
         .get() as { audited: number; charged: number; unbilled: number };
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);

@@ -1,9 +1,10 @@
 /** Issue 12 hardening: input filters (D16), balance bounds (D14). */
 import Database from "better-sqlite3";
+import { spawn, spawnSync } from "child_process";
 import * as path from "path";
 import { ErrorCodes } from "../../provider/engine";
 import { MAX_BALANCE_MICROS } from "../../provider/engine/engine";
-import { errorOf, tempEngine, ZONE, type TestEngine } from "./helpers";
+import { errorOf, pattern, tempEngine, ZONE, type TestEngine } from "./helpers";
 
 let t: TestEngine;
 afterEach(() => t.cleanup());
@@ -75,4 +76,51 @@ describe("D14: the balance is bounded and kept as a running balance", () => {
     }
     expect(t.engine.check().problems.join("\n")).toMatch(/balance is 5 but the ledger sums to 1080/);
   });
+});
+
+describe("migrate resume: an interrupted migration is reported by check and resumed by the CLI", () => {
+  const cli = path.resolve(__dirname, "../../bin/encdisk.js");
+  const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args, "--dir", t.dir, "--kms-root-key-file", t.keyFile], { encoding: "utf8" });
+
+  test("M1: a migrate SIGKILLed mid-copy leaves a DUMPING disk that check reports and `encdisk migrate` with the same target resumes", async () => {
+    t = tempEngine();
+    const e = t.engine;
+    e.authorizeKms();
+    const src = e.createDisk({ zone: ZONE, sizeGb: 10 });
+    const ins = e.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" });
+    const a = e.attachDisk({ diskId: src.diskId, instanceId: ins.instanceId });
+    const data = pattern(256 << 20, "RESUME-ME");
+    for (let off = 0; off < data.length; off += 32 << 20) e.write(a.attachmentId, off, data.subarray(off, off + (32 << 20)));
+    t.engine.close();
+
+    // The CLI's migrate, killed as soon as it reports progress (the copy is then half done).
+    const child = spawn(process.execPath, [cli, "migrate", src.diskId, "--encrypt", "--dir", t.dir, "--kms-root-key-file", t.keyFile], { env: { ...process.env, ENCDISK_NATIVE: "0", ENCDISK_CIPHER_THREADS: "1" } });
+    const signal = await new Promise<string | null>((resolve) => {
+      child.stderr.on("data", (b: Buffer) => { if (b.toString().includes("copied")) child.kill("SIGKILL"); });
+      child.on("exit", (_code, sig) => resolve(sig));
+    });
+    expect(signal).toBe("SIGKILL");
+
+    const e2 = t.reopen();
+    const target = e2.listDisks().find((d) => d.diskId !== src.diskId);
+    expect(target?.state).toBe("DUMPING");
+    expect(target?.usedBytes).toBeLessThan(256 << 20);
+    e2.close();
+    const check = run(["check"]);
+    expect(check.status).toBe(1);
+    expect(check.stdout).toContain(`disk ${target?.diskId} is DUMPING: its migration from ${src.diskId} did not finish`);
+
+    const resumed = run(["migrate", src.diskId, "--encrypt"]);
+    expect(resumed.stderr).toContain(`resuming the interrupted migration onto ${target?.diskId}`);
+    expect(resumed.status).toBe(0);
+    expect(resumed.stdout).toContain(`${target?.diskId} (encrypted) holds the data of ${src.diskId}`);
+    expect(run(["check"]).status).toBe(0);
+
+    const e3 = t.reopen();
+    expect(e3.listDisks()).toHaveLength(2);
+    const b = e3.attachDisk({ diskId: target?.diskId as string, instanceId: e3.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" }).instanceId });
+    expect(e3.getDisk(target?.diskId as string)).toMatchObject({ encrypted: true, usedBytes: 256 << 20 });
+    expect(e3.read(b.attachmentId, 200 << 20, 8 << 20).equals(data.subarray(200 << 20, 208 << 20))).toBe(true);
+    expect(errorOf(() => e3.resumeMigration(target?.diskId as string))).toMatchObject({ code: ErrorCodes.InvalidParameter, property: "diskId" });
+  }, 120_000);
 });

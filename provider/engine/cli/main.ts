@@ -307,19 +307,23 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   migrate: {
-    summary: "M1: copy a disk's data onto a new disk of the other encryption kind",
+    summary: "M1: copy a disk's data onto a new disk of the other encryption kind (resumes an interrupted one)",
     usage: "encdisk migrate SOURCE_DISK_ID (--encrypt|--plain) [--name N] [--json]",
     options: { encrypt: { type: "boolean" }, plain: { type: "boolean" }, name: { type: "string" } },
     run: (e, a, f, o) => {
       need(a, 1, "encdisk migrate SOURCE_DISK_ID (--encrypt|--plain)");
       if (!!f.encrypt === !!f.plain) throw new Error("say either --encrypt or --plain: the encryption of the new disk");
       let last = 0;
-      const d = e.migrateDisk({ sourceDiskId: a[0], encrypt: !!f.encrypt, name: f.name as string | undefined }, (p: MigrateProgress) => {
+      const progress = (p: MigrateProgress) => {
         if (Date.now() - last > 500 && !o.json) {
           last = Date.now();
           process.stderr.write(`copied ${(p.copiedBytes / 2 ** 20).toFixed(0)} of ${(p.totalBytes / 2 ** 20).toFixed(0)} MiB written data\n`);
         }
-      });
+      };
+      // An interrupted migration of this source to this kind (a DUMPING disk) is resumed, not started anew.
+      const dumping = e.listDisks().find((x) => x.state === "DUMPING" && x.sourceDiskId === a[0] && x.encrypted === !!f.encrypt);
+      if (dumping && !o.json) process.stderr.write(`resuming the interrupted migration onto ${dumping.diskId}\n`);
+      const d = dumping ? e.resumeMigration(dumping.diskId, progress) : e.migrateDisk({ sourceDiskId: a[0], encrypt: !!f.encrypt, name: f.name as string | undefined }, progress);
       o.json ? o.print(d) : o.line(`${d.diskId} (${d.encrypted ? "encrypted" : "plain"}) holds the data of ${a[0]}`);
     },
   },
