@@ -12,6 +12,7 @@ import { EngineError, ErrorCodes, needs, type RuleId } from "./errors";
 import { show } from "./format";
 import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geography";
 import { newId, nowIso } from "./ids";
+import { Integrity } from "./kms/integrity";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
 import { openDb, readTx, tx, withBusyRetry, type Db, type Statement } from "./store/db";
@@ -143,6 +144,7 @@ interface AttachmentRow {
   size_gb: number;
   lineage_id: string;
   region: string;
+  map_mac: Buffer | null;
 }
 
 interface ImageRow {
@@ -159,7 +161,7 @@ interface ImageRow {
 const DISK_SELECT = `SELECT d.*, a.attachment_id, a.instance_id, (SELECT COUNT(*) FROM units u WHERE u.owner_id = d.disk_id) AS units
   FROM disks d LEFT JOIN attachments a ON a.disk_id = d.disk_id`;
 const SNAPSHOT_SELECT = `SELECT s.*, (SELECT COUNT(*) FROM units u WHERE u.owner_id = s.snapshot_id) AS units FROM snapshots s`;
-const ATTACHMENT_SELECT = `SELECT a.*, d.zone, d.encrypted, d.size_gb, d.lineage_id, d.region FROM attachments a JOIN disks d ON d.disk_id = a.disk_id`;
+const ATTACHMENT_SELECT = `SELECT a.*, d.zone, d.encrypted, d.size_gb, d.lineage_id, d.region, d.map_mac FROM attachments a JOIN disks d ON d.disk_id = a.disk_id`;
 
 /** Precondition: an input that must be an object (not null, not an array). */
 function checkInput(input: unknown, what: string): void {
@@ -182,7 +184,7 @@ function checkFilter(filter: unknown, keys: string[]): Record<string, string | n
   needs(typeof filter === "object" && filter !== null && !Array.isArray(filter), ErrorCodes.InvalidParameter, `a filter must be an object (or omitted), got ${show(filter)}`);
   const f = filter as Record<string, unknown>;
   for (const k of Object.keys(f)) {
-    needs(keys.includes(k), ErrorCodes.InvalidParameterValue, `unknown filter ${show(k)}; this list filters by ${keys.join(", ")}`, { property: k });
+    needs(keys.includes(k), ErrorCodes.UnknownParameter, `unknown filter ${show(k)}; this list filters by ${keys.join(", ")}`, { property: k });
   }
   for (const k of keys) {
     const v = f[k];
@@ -248,6 +250,9 @@ class LocalEngine implements Engine {
   private readonly statements = new Map<string, Statement>();
   private readonly blocks: BlockStore;
   private readonly kms: Kms;
+  private readonly integrity: Integrity;
+  /** Whether this process has tried to seal the whole directory (once, see Integrity.sealAll). */
+  private sealTried = false;
   private readonly nbdAddress: string;
   private closed = false;
   private depth = 0;
@@ -258,8 +263,9 @@ class LocalEngine implements Engine {
     needs(typeof opts?.dir === "string" && opts.dir.length > 0, ErrorCodes.InvalidParameter, "openEngine needs { dir }: the engine directory", { property: "dir" });
     this.dir = path.resolve(opts.dir);
     this.db = openDb(this.dir);
-    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16)); // 16 units of 64 KiB per MiB
     this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile });
+    this.integrity = new Integrity(this.db, this.kms);
+    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16), this.integrity); // 16 units of 64 KiB per MiB
     this.nbdAddress = opts.nbdAddress ?? process.env.ENCDISK_NBD_ADDRESS ?? "127.0.0.1:10809";
     this.run(() => {
       const price = opts.pricePerCallMicros ?? DEFAULT_PRICE_PER_CALL_MICROS;
@@ -321,6 +327,7 @@ class LocalEngine implements Engine {
   close(): void {
     if (this.closed) return;
     this.kms.release();
+    this.integrity.release();
     this.blocks.close();
     this.db.close();
     this.closed = true;
@@ -328,6 +335,7 @@ class LocalEngine implements Engine {
 
   releaseKeys(): void {
     this.kms.release();
+    this.integrity.release();
     this.blocks.dropCache();
   }
 
@@ -590,6 +598,35 @@ class LocalEngine implements Engine {
     return r;
   }
 
+  /**
+   * D7/D10: an owner is opened for I/O only when its lineage's seal and its block map's MAC
+   * hold (verified once per process, again when the row changed behind this process); the
+   * first open with a root key after an upgrade seals the whole directory.
+   */
+  private openOwner(ownerId: string, seen?: { lineage_id: string; region: string; encrypted: number; map_mac: Buffer | null }): void {
+    if (seen && this.integrity.lineageVerified(seen.lineage_id, seen.encrypted, seen.region) && this.integrity.mapVerified(ownerId, seen.map_mac)) return;
+    this.run(() => {
+      if (!this.sealTried) {
+        this.sealTried = true;
+        this.integrity.sealAll(this.allLineages(), this.allOwners());
+      }
+      const r = (ownerId.startsWith("snap-") ? this.sql("SELECT lineage_id, region, encrypted FROM snapshots WHERE snapshot_id = ?") : this.sql("SELECT lineage_id, region, encrypted FROM disks WHERE disk_id = ?")).get(ownerId) as
+        | { lineage_id: string; region: string; encrypted: number }
+        | undefined;
+      if (!r) return; // gone meanwhile: the caller's own lookup reports it
+      this.integrity.openLineage(r.lineage_id, { ownerId, encrypted: r.encrypted, region: r.region });
+      this.integrity.openMap(ownerId, r.lineage_id);
+    });
+  }
+
+  private allLineages(): string[] {
+    return (this.sql("SELECT lineage_id FROM lineages ORDER BY lineage_id").all() as { lineage_id: string }[]).map((r) => r.lineage_id);
+  }
+
+  private allOwners(): { ownerId: string; lineageId: string }[] {
+    return this.sql("SELECT disk_id AS ownerId, lineage_id AS lineageId FROM disks UNION ALL SELECT snapshot_id, lineage_id FROM snapshots ORDER BY 1").all() as { ownerId: string; lineageId: string }[];
+  }
+
   private owner(ownerId: string, r: { lineage_id: string; region: string; encrypted: number }): Owner {
     return {
       ownerId,
@@ -677,12 +714,16 @@ class LocalEngine implements Engine {
         this.kmsCall(region, "CreateDisk", diskId, created ? "GenerateDataKey" : "Decrypt");
       }
       const now = nowIso();
-      if (!snap) this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
+      if (!snap) {
+        this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
+        this.integrity.sealLineage(lineageId);
+      }
       this.sql(
         `INSERT INTO disks (disk_id, name, zone, region, disk_type, disk_usage, size_gb, encrypted, kms_key_id, state, snapshot_id, source_disk_id, lineage_id, tags, client_token, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'UNATTACHED', ?, NULL, ?, ?, ?, ?)`,
       ).run(diskId, name, input.zone, region, diskType, diskUsage, sizeGb, encrypted ? 1 : 0, kmsKeyId, snap?.snapshot_id ?? null, lineageId, JSON.stringify(tags), null, now);
       if (snap) this.blocks.shareMap(snap.snapshot_id, diskId);
+      else this.integrity.onEmpty(diskId);
       return this.toDisk(this.diskRow(diskId) as DiskRow);
     }
   }
@@ -736,7 +777,7 @@ class LocalEngine implements Engine {
     this.run(() => {
       const d = this.mustDisk(diskId);
       needs(!d.attachment_id, ErrorCodes.Attached, `disk ${diskId} is attached to ${d.instance_id}; detach it first`, { property: "diskId" });
-      this.blocks.dropMap(diskId);
+      this.blocks.dropMap(diskId, true);
       this.sql("DELETE FROM disks WHERE disk_id = ?").run(diskId);
       this.dropLineageIfUnused(d.lineage_id);
     });
@@ -760,6 +801,8 @@ class LocalEngine implements Engine {
     needs(src.disk_id !== dst.disk_id, ErrorCodes.InvalidParameter, "source and target disks must differ", { property: "targetDiskId" });
     needs(!dst.attachment_id, ErrorCodes.Attached, `target disk ${targetDiskId} is attached to ${dst.instance_id}; detach it before copying data onto it`, { property: "targetDiskId" });
     needs(dst.size_gb >= src.size_gb, ErrorCodes.DiskSizeNotMatch, `target disk ${targetDiskId} (${dst.size_gb} GB) is smaller than source ${sourceDiskId} (${src.size_gb} GB)`, { property: "sizeGb" });
+    this.openOwner(src.disk_id);
+    this.openOwner(dst.disk_id);
     // Keys this call derives only for the copy are zeroed when it ends (K4: in memory only while served).
     const transient = [src.lineage_id, dst.lineage_id].filter((l) => !this.kms.holds(l));
     try {
@@ -951,7 +994,7 @@ class LocalEngine implements Engine {
       const s = this.mustSnapshot(snapshotId);
       const images = (this.sql("SELECT image_id, snapshot_ids FROM images").all() as { image_id: string; snapshot_ids: string }[]).filter((i) => (JSON.parse(i.snapshot_ids) as string[]).includes(snapshotId));
       needs(images.length === 0, ErrorCodes.InUse, `snapshot ${snapshotId} is used by image ${images.map((i) => i.image_id).join(", ")}; delete the image first`, { property: "snapshotId" });
-      this.blocks.dropMap(snapshotId);
+      this.blocks.dropMap(snapshotId, true);
       this.sql("DELETE FROM snapshots WHERE snapshot_id = ?").run(snapshotId);
       this.dropLineageIfUnused(s.lineage_id);
     });
@@ -987,11 +1030,14 @@ class LocalEngine implements Engine {
     const lineageId = newId("lin");
     const now = nowIso();
     const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
+    this.openOwner(s.snapshot_id);
     this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
+    this.integrity.sealLineage(lineageId);
     this.sql(
       `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
        VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
     ).run(snapshotId, name, s.disk_id, zone, destinationRegion, s.size_gb, lineageId, s.snapshot_id, now);
+    this.integrity.onEmpty(snapshotId);
     this.onRollback.push(() => {
       this.blocks.forget(lineageId);
       fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
@@ -1190,6 +1236,7 @@ class LocalEngine implements Engine {
   private ioTarget(attachmentId: string, offset: number, length: number): { a: AttachmentRow; owner: Owner } {
     const a = this.view(() => this.mustAttachment(attachmentId));
     checkRange(offset, length, a.capacity_bytes);
+    this.openOwner(a.disk_id, a);
     return { a, owner: this.owner(a.disk_id, a) };
   }
 
@@ -1382,8 +1429,29 @@ class LocalEngine implements Engine {
     // First remove what killed processes may leave and is safe to remove (see sweepOrphans):
     // those are expected leftovers, not broken invariants. What remains is a real problem.
     this.sweepOrphans();
+    // D7/D10: every lineage's seal and every block map's MAC (sealing them first where a root
+    // key is there and the directory is not sealed yet).
+    const sealProblems = this.run(() => {
+      const found = new Set<string>();
+      try {
+        for (const x of this.integrity.sealAll(this.allLineages(), this.allOwners())) found.add(x);
+        if (this.integrity.key(false)) {
+          for (const l of this.allLineages()) {
+            const x = this.integrity.lineageProblem(l);
+            if (x) found.add(x);
+          }
+          for (const o of this.allOwners()) {
+            const x = this.integrity.mapProblem(o.ownerId, o.lineageId);
+            if (x) found.add(x);
+          }
+        }
+      } catch (e) {
+        found.add((e as Error).message);
+      }
+      return [...found];
+    });
     return this.view(() => {
-      const p: string[] = [];
+      const p: string[] = [...sealProblems];
       const q = <T>(sql: string, ...args: unknown[]) => this.sql(sql).all(...args) as T[];
       for (const r of q<{ owner_id: string; idx: number }>(
         "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id)",
@@ -1413,6 +1481,14 @@ class LocalEngine implements Engine {
         p.push(`disk ${r.owner_id} has ${r.n} units past its size`);
       for (const r of q<{ owner_id: string }>("SELECT DISTINCT u.owner_id FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE l.encrypted = 1 AND (u.nonce IS NULL OR u.tag IS NULL)"))
         p.push(`encrypted ${r.owner_id} has units without nonce or tag`);
+      for (const r of q<{ owner_id: string }>("SELECT DISTINCT owner_id FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE l.encrypted = 0 AND (u.nonce IS NOT NULL OR u.tag IS NOT NULL)"))
+        p.push(`plain ${r.owner_id} has units with nonces or tags: they are ciphertext, so its encryption flag was cleared behind the engine`);
+      for (const r of q<{ id: string; encrypted: number }>(
+        "SELECT disk_id AS id, encrypted FROM disks o WHERE (o.encrypted = 1 AND o.kms_key_id IS NOT (SELECT key_id FROM data_keys k WHERE k.region = o.region)) OR (o.encrypted = 0 AND o.kms_key_id IS NOT NULL) UNION ALL SELECT snapshot_id, encrypted FROM snapshots o WHERE (o.encrypted = 1 AND o.kms_key_id IS NOT (SELECT key_id FROM data_keys k WHERE k.region = o.region)) OR (o.encrypted = 0 AND o.kms_key_id IS NOT NULL)",
+      ))
+        p.push(`${r.id} (${r.encrypted ? "encrypted" : "plain"}) names ${r.encrypted ? "a key id that is not its region's CMK" : "a KMS key id although it is plain"}`);
+      for (const r of q<{ snapshot_id: string }>("SELECT s.snapshot_id FROM snapshots s JOIN lineages l ON l.lineage_id = s.lineage_id WHERE l.encrypted <> s.encrypted OR l.region <> s.region"))
+        p.push(`snapshot ${r.snapshot_id} disagrees with its lineage on encryption or region`);
       for (const r of q<{ disk_id: string }>("SELECT disk_id FROM disks WHERE encrypted = 1 AND (kms_key_id IS NULL OR NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.region = disks.region))"))
         p.push(`encrypted disk ${r.disk_id} has no key in its region`);
       for (const r of q<{ disk_id: string }>("SELECT d.disk_id FROM disks d JOIN lineages l ON l.lineage_id = d.lineage_id WHERE l.encrypted <> d.encrypted OR l.region <> d.region"))
@@ -1421,7 +1497,7 @@ class LocalEngine implements Engine {
       for (const r of q<{ attachment_id: string; psk_file: string }>("SELECT attachment_id, psk_file FROM attachments")) if (!fs.existsSync(r.psk_file)) p.push(`attachment ${r.attachment_id} has no key file ${r.psk_file}`);
       for (const r of q<{ disk_id: string; state: string }>("SELECT disk_id, state FROM disks WHERE state <> 'UNATTACHED'")) p.push(`disk ${r.disk_id} is stuck in state ${r.state}`);
       for (const r of q<{ disk_id: string; source_disk_id: string; encrypted: number }>("SELECT disk_id, source_disk_id, encrypted FROM disks WHERE source_disk_id IS NOT NULL AND migrated_at IS NULL"))
-        p.push(`disk ${r.disk_id} is DUMPING: its migration from ${r.source_disk_id} did not finish (interrupted, or still running in another process); resume it with: encdisk migrate ${r.source_disk_id} ${r.encrypted ? "--encrypt" : "--plain"} (or delete it)`);
+        p.push(`disk ${r.disk_id} is DUMPING: its migration from ${r.source_disk_id} did not complete (interrupted, or still running in another process); resume it with: encdisk migrate ${r.source_disk_id} ${r.encrypted ? "--encrypt" : "--plain"} (or delete it)`);
       const billing = this.sql("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
         .get() as { audited: number; charged: number; unbilled: number };
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);

@@ -30,6 +30,7 @@ export const ErrorCodes = {
   IdempotentParameterMismatch: "InvalidParameter.ClientTokenConflict",
   MigrationIncomplete: "ResourceUnavailable.MigrationIncomplete",
   InvalidParameterValue: "InvalidParameterValue",
+  UnknownParameter: "UnknownParameter", // a key the call does not take (e.g. in a list filter)
   InvalidZone: "InvalidParameterValue.Zone",
   InvalidRegion: "InvalidParameterValue.Region",
   InvalidDiskType: "InvalidParameterValue.DiskType",
