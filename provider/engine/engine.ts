@@ -52,6 +52,20 @@ export const DEFAULT_STARTING_BALANCE_MICROS = 100_000_000; // 100.00
  */
 export const MAX_BALANCE_MICROS = 1_000_000_000_000_000;
 const ACCOUNT_ID = "100000000001";
+/**
+ * D9: bytes kept preallocated in `<dir>/reserve` and released when a freeing operation (delete,
+ * detach) cannot commit because the file system is full, so space can always be freed through
+ * the engine; re-created once there is room again.
+ */
+export const RESERVE_BYTES = 8 * 1024 * 1024;
+const FULL_CODES = new Set(["ENOSPC", "EDQUOT", "SQLITE_FULL"]);
+
+/** Whether an error says the file system (or SQLite's database on it) is full. */
+function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (FULL_CODES.has(code) || (code.startsWith("SQLITE_IOERR") && /disk is full|no space/i.test(String((e as Error).message))));
+}
+
 /** Files younger than this are never swept as orphans: another process may be mid-operation. */
 const ORPHAN_GRACE_MS = 60_000;
 
@@ -277,6 +291,7 @@ class LocalEngine implements Engine {
       this.sql("INSERT OR IGNORE INTO meta (k, v) VALUES ('engine_id', ?)").run(crypto.randomUUID());
     });
     this.sweepOrphans();
+    this.ensureReserve();
   }
 
   // ---- plumbing ---------------------------------------------------------------------------
@@ -294,14 +309,18 @@ class LocalEngine implements Engine {
       this.afterCommit = [];
       this.onRollback = [];
       for (const f of undo) f();
-      throw e;
+      throw this.diskFull(e);
     } finally {
       this.depth--;
     }
     const done = this.afterCommit;
     this.afterCommit = [];
     this.onRollback = [];
-    for (const f of done) f();
+    try {
+      for (const f of done) f();
+    } catch (e) {
+      throw this.diskFull(e);
+    }
     return result;
   }
 
@@ -322,6 +341,61 @@ class LocalEngine implements Engine {
   private view<T>(fn: () => T): T {
     needs(!this.closed, ErrorCodes.InvalidParameter, "the engine was closed");
     return this.depth > 0 ? fn() : readTx(this.db, fn);
+  }
+
+  /** D9: a full file system as a typed error (anything else unchanged). */
+  private diskFull(e: unknown): unknown {
+    if (!isDiskFull(e) || (e instanceof EngineError && e.code === ErrorCodes.DiskFull)) return e;
+    return new EngineError(
+      ErrorCodes.DiskFull,
+      `the file system holding the engine directory ${this.dir} is full (${(e as { code: string }).code}); nothing was changed. Free space: delete disks or snapshots you no longer need (deleting and detaching work on a full disk), or grow the file system`,
+      { cause: e },
+    );
+  }
+
+  private reservePath(): string {
+    return path.join(this.dir, "reserve");
+  }
+
+  /** Preallocates the reserve (real zeros, not a sparse file) when missing; best effort. */
+  private ensureReserve(): void {
+    const file = this.reservePath();
+    try {
+      if (fs.statSync(file).size >= RESERVE_BYTES) return;
+    } catch {
+      /* missing: make it */
+    }
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      const fd = fs.openSync(tmp, "w", 0o600);
+      try {
+        const zeros = Buffer.alloc(1024 * 1024);
+        for (let at = 0; at < RESERVE_BYTES; at += zeros.length) fs.writeSync(fd, zeros, 0, zeros.length, at);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    } catch {
+      fs.rmSync(tmp, { force: true }); // no room for it now: the next freeing operation tries again
+    }
+  }
+
+  /**
+   * D9: runs an operation that frees space. When the file system is too full for it to commit,
+   * the reserve is released and it runs once more; afterwards the reserve is made again.
+   */
+  private freeing<T>(fn: () => T): T {
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      if (!(e instanceof EngineError && e.code === ErrorCodes.DiskFull)) throw e;
+      fs.rmSync(this.reservePath(), { force: true });
+      result = fn();
+    }
+    this.ensureReserve();
+    return result;
   }
 
   close(): void {
@@ -774,13 +848,13 @@ class LocalEngine implements Engine {
   }
 
   deleteDisk(diskId: string): void {
-    this.run(() => {
+    this.freeing(() => this.run(() => {
       const d = this.mustDisk(diskId);
       needs(!d.attachment_id, ErrorCodes.Attached, `disk ${diskId} is attached to ${d.instance_id}; detach it first`, { property: "diskId" });
       this.blocks.dropMap(diskId, true);
       this.sql("DELETE FROM disks WHERE disk_id = ?").run(diskId);
       this.dropLineageIfUnused(d.lineage_id);
-    });
+    }));
   }
 
   /** Deletes a lineage (and, after commit, its block file) once no disk or snapshot uses it. */
@@ -990,14 +1064,14 @@ class LocalEngine implements Engine {
   }
 
   deleteSnapshot(snapshotId: string): void {
-    this.run(() => {
+    this.freeing(() => this.run(() => {
       const s = this.mustSnapshot(snapshotId);
       const images = (this.sql("SELECT image_id, snapshot_ids FROM images").all() as { image_id: string; snapshot_ids: string }[]).filter((i) => (JSON.parse(i.snapshot_ids) as string[]).includes(snapshotId));
       needs(images.length === 0, ErrorCodes.InUse, `snapshot ${snapshotId} is used by image ${images.map((i) => i.image_id).join(", ")}; delete the image first`, { property: "snapshotId" });
       this.blocks.dropMap(snapshotId, true);
       this.sql("DELETE FROM snapshots WHERE snapshot_id = ?").run(snapshotId);
       this.dropLineageIfUnused(s.lineage_id);
-    });
+    }));
   }
 
   applySnapshot(snapshotId: string, diskId: string): Disk {
@@ -1194,7 +1268,7 @@ class LocalEngine implements Engine {
   detachDisk(attachmentIdOrDiskId: string): void {
     const id = attachmentIdOrDiskId;
     needs(typeof id === "string", ErrorCodes.AttachmentNotFound, `detach needs an attachment id (att-...) or a disk id (disk-...), got ${show(id)}`, { property: "attachmentId" });
-    this.run(() => {
+    this.freeing(() => this.run(() => {
       const a = typeof id === "string" && id.startsWith("disk-") ? (this.sql(`${ATTACHMENT_SELECT} WHERE a.disk_id = ?`).get(id) as AttachmentRow | undefined) : this.attachmentRow(id);
       if (typeof id === "string" && id.startsWith("disk-")) {
         this.mustDisk(id);
@@ -1208,7 +1282,7 @@ class LocalEngine implements Engine {
         this.kms.releaseLineage(a.lineage_id);
         this.blocks.dropCache(a.lineage_id);
       });
-    });
+    }));
   }
 
   getAttachment(attachmentId: string): Attachment {
@@ -1262,12 +1336,24 @@ class LocalEngine implements Engine {
     return this.read(attachmentId, offset, length);
   }
 
-  private commitIo(attachmentId: string, diskId: string, fn: () => void): void {
-    this.run(() => {
-      const now = this.attachmentRow(attachmentId);
-      needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
-      fn();
-    });
+  private commitIo(attachmentId: string, diskId: string, fn: () => void, lineageId?: string): void {
+    try {
+      this.run(() => {
+        const now = this.attachmentRow(attachmentId);
+        needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
+        fn();
+      });
+    } catch (e) {
+      // D9: a write that failed gives back the space its uncommitted slots took at the file's end.
+      if (lineageId && e instanceof EngineError && e.code === ErrorCodes.DiskFull) {
+        try {
+          this.run(() => this.blocks.trimTail(lineageId));
+        } catch {
+          /* the next failed write, or check, tries again */
+        }
+      }
+      throw e;
+    }
   }
 
   write(attachmentId: string, offset: number, data: Buffer): void {
@@ -1277,7 +1363,7 @@ class LocalEngine implements Engine {
     const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
     const prepared = this.blocks.prepareWrite(owner, offset, buf);
     try {
-      this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+      this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared), a.lineage_id);
     } finally {
       this.blocks.release(prepared);
     }
@@ -1291,7 +1377,7 @@ class LocalEngine implements Engine {
   writeZeroes(attachmentId: string, offset: number, length: number): void {
     const { a, owner } = this.ioTarget(attachmentId, offset, length);
     const prepared = this.blocks.prepareZero(owner, offset, length);
-    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared), a.lineage_id);
   }
 
   trim(attachmentId: string, offset: number, length: number): void {

@@ -520,6 +520,18 @@ export class BlockStore {
     }
   }
 
+  /**
+   * Cuts the block file back to the slots handed out (D9: a write that failed, or whose
+   * transaction could not commit, leaves its ciphertext past `next_slot`). MUST run inside a
+   * write transaction: then nothing past `next_slot` belongs to anyone.
+   */
+  trimTail(lineageId: string): void {
+    const row = this.db.prepare("SELECT next_slot FROM lineages WHERE lineage_id = ?").get(lineageId) as { next_slot: number } | undefined;
+    if (!row) return;
+    const fd = this.fd(lineageId);
+    if (fs.fstatSync(fd).size > row.next_slot * UNIT) fs.ftruncateSync(fd, row.next_slot * UNIT);
+  }
+
   /** Hands out `n` slots: lowest free ones first, then fresh ones past the high-water mark. */
   private allocate(lineageId: string, n: number): number[] {
     if (n === 0) return [];
