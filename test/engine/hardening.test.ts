@@ -10,7 +10,7 @@ let t: TestEngine;
 afterEach(() => t.cleanup());
 
 describe("D16: list filters are validated like every other input", () => {
-  test("D16: auditLog refuses a sinceSeq that is not a non-negative whole number ("1 OR 1=1"), and unknown keys (UnknownParameter)", () => {
+  test("D16: auditLog refuses a sinceSeq that is not a non-negative whole number ('1 OR 1=1'), and unknown keys (UnknownParameter)", () => {
     t = tempEngine();
     const e = t.engine;
     for (const bad of ["1 OR 1=1", -1, 1.5, NaN, true, {}]) {
