@@ -188,6 +188,7 @@ export class Kms {
     if (!hasKeys) return out;
     const root = this.rootKey();
     out.push({ label: "KMS root key", bytes: root });
+    out.push({ label: "state integrity key", bytes: this.integrityKey(true) as Buffer });
     for (const r of this.db.prepare("SELECT key_id, region, wrapped_material FROM kms_keys").all() as KeyRow[]) {
       out.push({ label: `CMK ${r.key_id} (${r.region})`, bytes: unwrap(root, r.wrapped_material, cmkAad(r.region, r.key_id), `the CMK of ${r.region}`) });
       out.push({ label: `DK of ${r.region}`, bytes: this.regionDk(r.region) });
