@@ -487,12 +487,12 @@ class LocalEngine implements Engine {
 
   /**
    * Appends one ledger entry and moves the running balance with it, in the caller's
-   * transaction; the balance never leaves [0, MAX_BALANCE_MICROS] (B3, D14).
+   * transaction; nothing raises the balance past MAX_BALANCE_MICROS (B3, D14).
    */
   private ledger(kind: "opening" | "topup" | "charge", amountMicros: number, auditSeq: number | bigint | null = null): void {
     const after = this.balance() + amountMicros;
     needs(
-      after <= MAX_BALANCE_MICROS,
+      amountMicros <= 0 || after <= MAX_BALANCE_MICROS, // a charge always goes through (B3 checks it is covered)
       ErrorCodes.BalanceLimit,
       `the account balance may hold at most ${MAX_BALANCE_MICROS} micro-units (${MAX_BALANCE_MICROS / 1e6}); it is ${this.balance()}, so at most ${MAX_BALANCE_MICROS - this.balance()} can be added. Nothing was changed.`,
       { rule: "B3", property: "amount" },
