@@ -61,6 +61,22 @@ describe("D14: the balance is bounded and kept as a running balance", () => {
     expect(errorOf(() => t.reopen({ startingBalanceMicros: MAX_BALANCE_MICROS + 1 }))).toMatchObject({ code: ErrorCodes.InvalidParameterValue, property: "startingBalanceMicros" });
   });
 
+  test("D14: a directory whose ledger already went past the bound (before it existed) still bills, and check reports the balance", () => {
+    t = tempEngine({ startingBalanceMicros: 0 });
+    t.engine.authorizeKms();
+    const db = new Database(path.join(t.dir, "state.db"));
+    try {
+      // what ~1,023 unbounded top-ups of 2^53-1 left behind, as migration 3 finds it (clamped)
+      for (let i = 0; i < 2; i++) db.prepare("INSERT INTO ledger (time, kind, amount_micros) VALUES ('2026-01-01T00:00:00Z', 'topup', ?)").run(Number.MAX_SAFE_INTEGER);
+      db.prepare("UPDATE account SET balance_micros = ?").run(Number.MAX_SAFE_INTEGER);
+    } finally {
+      db.close();
+    }
+    t.engine.createDisk({ zone: ZONE, sizeGb: 10, encrypt: true });
+    expect(errorOf(() => t.engine.topUp(1))).toMatchObject({ code: ErrorCodes.BalanceLimit });
+    expect(t.engine.check().problems.join("\n")).toMatch(/allowed: 0 to 1000000000000000/);
+  });
+
   test("D14: the running balance is the account row, checked against the ledger by check", () => {
     t = tempEngine({ startingBalanceMicros: 1000, pricePerCallMicros: 10 });
     t.engine.authorizeKms();
