@@ -8,10 +8,11 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { BlockStore, StaleRead, UNIT, type Owner } from "./blockstore/blockstore";
-import { EngineError, ErrorCodes, needs, type RuleId } from "./errors";
+import { EngineError, ErrorCodes, isDiskFull, needs, type RuleId } from "./errors";
 import { show } from "./format";
 import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geography";
 import { newId, nowIso } from "./ids";
+import { Integrity } from "./kms/integrity";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
 import { openDb, readTx, tx, withBusyRetry, type Db, type Statement } from "./store/db";
@@ -44,7 +45,20 @@ const GiB = 1024 ** 3;
 export const MAX_IO_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_PRICE_PER_CALL_MICROS = 6; // 0.06 per 10,000 calls
 export const DEFAULT_STARTING_BALANCE_MICROS = 100_000_000; // 100.00
+/**
+ * Largest account balance (B3), in micro-units: 1,000,000,000.000000. Every amount stays an
+ * exact integer well inside 2^53 (JavaScript numbers) and 2^63 (SQLite); a top-up past it is
+ * refused with `LimitExceeded.AccountBalance`.
+ */
+export const MAX_BALANCE_MICROS = 1_000_000_000_000_000;
 const ACCOUNT_ID = "100000000001";
+/**
+ * D9: bytes kept preallocated in `<dir>/reserve` and released when a freeing operation (delete,
+ * detach) cannot commit because the file system is full, so space can always be freed through
+ * the engine; re-created once there is room again.
+ */
+export const RESERVE_BYTES = 8 * 1024 * 1024;
+
 /** Files younger than this are never swept as orphans: another process may be mid-operation. */
 const ORPHAN_GRACE_MS = 60_000;
 
@@ -137,6 +151,7 @@ interface AttachmentRow {
   size_gb: number;
   lineage_id: string;
   region: string;
+  map_mac: Buffer | null;
 }
 
 interface ImageRow {
@@ -153,7 +168,7 @@ interface ImageRow {
 const DISK_SELECT = `SELECT d.*, a.attachment_id, a.instance_id, (SELECT COUNT(*) FROM units u WHERE u.owner_id = d.disk_id) AS units
   FROM disks d LEFT JOIN attachments a ON a.disk_id = d.disk_id`;
 const SNAPSHOT_SELECT = `SELECT s.*, (SELECT COUNT(*) FROM units u WHERE u.owner_id = s.snapshot_id) AS units FROM snapshots s`;
-const ATTACHMENT_SELECT = `SELECT a.*, d.zone, d.encrypted, d.size_gb, d.lineage_id, d.region FROM attachments a JOIN disks d ON d.disk_id = a.disk_id`;
+const ATTACHMENT_SELECT = `SELECT a.*, d.zone, d.encrypted, d.size_gb, d.lineage_id, d.region, d.map_mac FROM attachments a JOIN disks d ON d.disk_id = a.disk_id`;
 
 /** Precondition: an input that must be an object (not null, not an array). */
 function checkInput(input: unknown, what: string): void {
@@ -166,13 +181,26 @@ function checkToken(token: unknown): string | undefined {
   return token;
 }
 
+/**
+ * A list call's filter: an object (or omitted) whose only keys are `keys`; every value a
+ * non-empty string (an id, zone or region), except `sinceSeq`: a non-negative whole number.
+ * Anything else is refused naming the property, never matched as "nothing".
+ */
 function checkFilter(filter: unknown, keys: string[]): Record<string, string | number | undefined> {
   if (filter === undefined) return {};
   needs(typeof filter === "object" && filter !== null && !Array.isArray(filter), ErrorCodes.InvalidParameter, `a filter must be an object (or omitted), got ${show(filter)}`);
   const f = filter as Record<string, unknown>;
+  for (const k of Object.keys(f)) {
+    needs(keys.includes(k), ErrorCodes.UnknownParameter, `unknown filter ${show(k)}; this list filters by ${keys.join(", ")}`, { property: k });
+  }
   for (const k of keys) {
     const v = f[k];
-    needs(v === undefined || typeof v === "string" || (k === "sinceSeq" && typeof v === "number" && Number.isSafeInteger(v)), ErrorCodes.InvalidParameterValue, `filter ${k} must be a ${k === "sinceSeq" ? "whole number" : "string"}, got ${show(v)}`, { property: k });
+    if (v === undefined) continue;
+    if (k === "sinceSeq") {
+      needs(typeof v === "number" && Number.isSafeInteger(v) && v >= 0, ErrorCodes.InvalidParameterValue, `filter sinceSeq must be a non-negative whole number (an audit sequence number), got ${show(v)}`, { property: k });
+    } else {
+      needs(typeof v === "string" && v.length > 0 && v.length <= 128, ErrorCodes.InvalidParameterValue, `filter ${k} must be a non-empty string of at most 128 characters, got ${show(v)}`, { property: k });
+    }
   }
   return f as Record<string, string | number | undefined>;
 }
@@ -229,6 +257,9 @@ class LocalEngine implements Engine {
   private readonly statements = new Map<string, Statement>();
   private readonly blocks: BlockStore;
   private readonly kms: Kms;
+  private readonly integrity: Integrity;
+  /** Whether this process has tried to seal the whole directory (once, see Integrity.sealAll). */
+  private sealTried = false;
   private readonly nbdAddress: string;
   private closed = false;
   private depth = 0;
@@ -239,17 +270,21 @@ class LocalEngine implements Engine {
     needs(typeof opts?.dir === "string" && opts.dir.length > 0, ErrorCodes.InvalidParameter, "openEngine needs { dir }: the engine directory", { property: "dir" });
     this.dir = path.resolve(opts.dir);
     this.db = openDb(this.dir);
-    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16)); // 16 units of 64 KiB per MiB
     this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile });
+    this.integrity = new Integrity(this.db, this.kms);
+    this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16), this.integrity); // 16 units of 64 KiB per MiB
     this.nbdAddress = opts.nbdAddress ?? process.env.ENCDISK_NBD_ADDRESS ?? "127.0.0.1:10809";
     this.run(() => {
       const price = opts.pricePerCallMicros ?? DEFAULT_PRICE_PER_CALL_MICROS;
       const opening = opts.startingBalanceMicros ?? DEFAULT_STARTING_BALANCE_MICROS;
-      const made = this.sql("INSERT OR IGNORE INTO account (id, account_id, kms_authorized, price_micros, created_at) VALUES (1, ?, 0, ?, ?)").run(ACCOUNT_ID, price, nowIso());
-      if (made.changes) this.sql("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'opening', ?)").run(nowIso(), opening);
+      needs(Number.isSafeInteger(opening) && opening >= 0 && opening <= MAX_BALANCE_MICROS, ErrorCodes.InvalidParameterValue, `the starting balance must be a whole number of micro-units from 0 to ${MAX_BALANCE_MICROS}, got ${show(opening)}`, { property: "startingBalanceMicros" });
+      needs(Number.isSafeInteger(price) && price >= 0 && price <= MAX_BALANCE_MICROS, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a whole number of micro-units from 0 to ${MAX_BALANCE_MICROS}, got ${show(price)}`, { property: "pricePerCallMicros" });
+      const made = this.sql("INSERT OR IGNORE INTO account (id, account_id, kms_authorized, price_micros, created_at, balance_micros) VALUES (1, ?, 0, ?, ?, 0)").run(ACCOUNT_ID, price, nowIso());
+      if (made.changes) this.ledger("opening", opening);
       this.sql("INSERT OR IGNORE INTO meta (k, v) VALUES ('engine_id', ?)").run(crypto.randomUUID());
     });
     this.sweepOrphans();
+    this.ensureReserve();
   }
 
   // ---- plumbing ---------------------------------------------------------------------------
@@ -267,14 +302,18 @@ class LocalEngine implements Engine {
       this.afterCommit = [];
       this.onRollback = [];
       for (const f of undo) f();
-      throw e;
+      throw this.diskFull(e);
     } finally {
       this.depth--;
     }
     const done = this.afterCommit;
     this.afterCommit = [];
     this.onRollback = [];
-    for (const f of done) f();
+    try {
+      for (const f of done) f();
+    } catch (e) {
+      throw this.diskFull(e);
+    }
     return result;
   }
 
@@ -297,9 +336,65 @@ class LocalEngine implements Engine {
     return this.depth > 0 ? fn() : readTx(this.db, fn);
   }
 
+  /** D9: a full file system as a typed error (anything else unchanged). */
+  private diskFull(e: unknown): unknown {
+    if (!isDiskFull(e) || (e instanceof EngineError && e.code === ErrorCodes.DiskFull)) return e;
+    return new EngineError(
+      ErrorCodes.DiskFull,
+      `the file system holding the engine directory ${this.dir} is full (${(e as { code: string }).code}); nothing was changed. Free space: delete disks or snapshots you no longer need (deleting and detaching work on a full disk), or grow the file system`,
+      { cause: e },
+    );
+  }
+
+  private reservePath(): string {
+    return path.join(this.dir, "reserve");
+  }
+
+  /** Preallocates the reserve (real zeros, not a sparse file) when missing; best effort. */
+  private ensureReserve(): void {
+    const file = this.reservePath();
+    try {
+      if (fs.statSync(file).size >= RESERVE_BYTES) return;
+    } catch {
+      /* missing: make it */
+    }
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      const fd = fs.openSync(tmp, "w", 0o600);
+      try {
+        const zeros = Buffer.alloc(1024 * 1024);
+        for (let at = 0; at < RESERVE_BYTES; at += zeros.length) fs.writeSync(fd, zeros, 0, zeros.length, at);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    } catch {
+      fs.rmSync(tmp, { force: true }); // no room for it now: the next freeing operation tries again
+    }
+  }
+
+  /**
+   * D9: runs an operation that frees space. When the file system is too full for it to commit,
+   * the reserve is released and it runs once more; afterwards the reserve is made again.
+   */
+  private freeing<T>(fn: () => T): T {
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      if (!(e instanceof EngineError && e.code === ErrorCodes.DiskFull)) throw e;
+      fs.rmSync(this.reservePath(), { force: true });
+      result = fn();
+    }
+    this.ensureReserve();
+    return result;
+  }
+
   close(): void {
     if (this.closed) return;
     this.kms.release();
+    this.integrity.release();
     this.blocks.close();
     this.db.close();
     this.closed = true;
@@ -307,6 +402,7 @@ class LocalEngine implements Engine {
 
   releaseKeys(): void {
     this.kms.release();
+    this.integrity.release();
     this.blocks.dropCache();
   }
 
@@ -377,8 +473,25 @@ class LocalEngine implements Engine {
     });
   }
 
+  /** The running balance of the account row (kept by `ledger`), not a sum over the ledger. */
   private balance(): number {
-    return (this.sql("SELECT COALESCE(SUM(amount_micros), 0) AS b FROM ledger").get() as { b: number }).b;
+    return (this.sql("SELECT balance_micros AS b FROM account WHERE id = 1").get() as { b: number }).b;
+  }
+
+  /**
+   * Appends one ledger entry and moves the running balance with it, in the caller's
+   * transaction; nothing raises the balance past MAX_BALANCE_MICROS (B3, D14).
+   */
+  private ledger(kind: "opening" | "topup" | "charge", amountMicros: number, auditSeq: number | bigint | null = null): void {
+    const after = this.balance() + amountMicros;
+    needs(
+      amountMicros <= 0 || after <= MAX_BALANCE_MICROS, // a charge always goes through (B3 checks it is covered)
+      ErrorCodes.BalanceLimit,
+      `the account balance may hold at most ${MAX_BALANCE_MICROS} micro-units (${MAX_BALANCE_MICROS / 1e6}); it is ${this.balance()}, so at most ${MAX_BALANCE_MICROS - this.balance()} can be added. Nothing was changed.`,
+      { rule: "B3", property: "amount" },
+    );
+    this.sql("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, ?, ?, ?)").run(nowIso(), kind, amountMicros, auditSeq);
+    this.sql("UPDATE account SET balance_micros = ? WHERE id = 1").run(after);
   }
 
   authorizeKms(): Account {
@@ -388,12 +501,12 @@ class LocalEngine implements Engine {
 
   topUp(amountMicros: number): Account {
     needs(Number.isSafeInteger(amountMicros) && amountMicros > 0, ErrorCodes.InvalidParameterValue, `a top-up must be a positive whole number of micro-units, got ${show(amountMicros)}`, { property: "amount" });
-    this.run(() => this.sql("INSERT INTO ledger (time, kind, amount_micros) VALUES (?, 'topup', ?)").run(nowIso(), amountMicros));
+    this.run(() => this.ledger("topup", amountMicros));
     return this.getAccount();
   }
 
   setPricePerCall(priceMicros: number): Account {
-    needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a non-negative whole number of micro-units, got ${show(priceMicros)}`, { property: "pricePerCall" });
+    needs(Number.isSafeInteger(priceMicros) && priceMicros >= 0 && priceMicros <= MAX_BALANCE_MICROS, ErrorCodes.InvalidParameterValue, `the price per KMS call must be a whole number of micro-units from 0 to ${MAX_BALANCE_MICROS}, got ${show(priceMicros)}`, { property: "pricePerCall" });
     this.run(() => this.sql("UPDATE account SET price_micros = ? WHERE id = 1").run(priceMicros));
     return this.getAccount();
   }
@@ -420,7 +533,7 @@ class LocalEngine implements Engine {
     if (kmsApi === "Decrypt" || kmsApi === "Encrypt") this.kms.checkRegionKey(region);
     const audit = this.sql("INSERT INTO audit (time, region, operation, resource_id, kms_api, billable, price_micros) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(nowIso(), region, operation, resourceId, kmsApi, billable ? 1 : 0, price);
-    if (billable) this.sql("INSERT INTO ledger (time, kind, amount_micros, audit_seq) VALUES (?, 'charge', ?, ?)").run(nowIso(), -price, audit.lastInsertRowid);
+    if (billable) this.ledger("charge", -price, audit.lastInsertRowid);
   }
 
   /**
@@ -552,6 +665,35 @@ class LocalEngine implements Engine {
     return r;
   }
 
+  /**
+   * D7/D10: an owner is opened for I/O only when its lineage's seal and its block map's MAC
+   * hold (verified once per process, again when the row changed behind this process); the
+   * first open with a root key after an upgrade seals the whole directory.
+   */
+  private openOwner(ownerId: string, seen?: { lineage_id: string; region: string; encrypted: number; map_mac: Buffer | null }): void {
+    if (seen && this.integrity.lineageVerified(seen.lineage_id, seen.encrypted, seen.region) && this.integrity.mapVerified(ownerId, seen.map_mac)) return;
+    this.run(() => {
+      if (!this.sealTried) {
+        this.sealTried = true;
+        this.integrity.sealAll(this.allLineages(), this.allOwners());
+      }
+      const r = (ownerId.startsWith("snap-") ? this.sql("SELECT lineage_id, region, encrypted FROM snapshots WHERE snapshot_id = ?") : this.sql("SELECT lineage_id, region, encrypted FROM disks WHERE disk_id = ?")).get(ownerId) as
+        | { lineage_id: string; region: string; encrypted: number }
+        | undefined;
+      if (!r) return; // gone meanwhile: the caller's own lookup reports it
+      this.integrity.openLineage(r.lineage_id, { ownerId, encrypted: r.encrypted, region: r.region });
+      this.integrity.openMap(ownerId, r.lineage_id);
+    });
+  }
+
+  private allLineages(): string[] {
+    return (this.sql("SELECT lineage_id FROM lineages ORDER BY lineage_id").all() as { lineage_id: string }[]).map((r) => r.lineage_id);
+  }
+
+  private allOwners(): { ownerId: string; lineageId: string }[] {
+    return this.sql("SELECT disk_id AS ownerId, lineage_id AS lineageId FROM disks UNION ALL SELECT snapshot_id, lineage_id FROM snapshots ORDER BY 1").all() as { ownerId: string; lineageId: string }[];
+  }
+
   private owner(ownerId: string, r: { lineage_id: string; region: string; encrypted: number }): Owner {
     return {
       ownerId,
@@ -639,12 +781,16 @@ class LocalEngine implements Engine {
         this.kmsCall(region, "CreateDisk", diskId, created ? "GenerateDataKey" : "Decrypt");
       }
       const now = nowIso();
-      if (!snap) this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
+      if (!snap) {
+        this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, ?, 0, ?)").run(lineageId, region, encrypted ? 1 : 0, now);
+        this.integrity.sealLineage(lineageId);
+      }
       this.sql(
         `INSERT INTO disks (disk_id, name, zone, region, disk_type, disk_usage, size_gb, encrypted, kms_key_id, state, snapshot_id, source_disk_id, lineage_id, tags, client_token, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'UNATTACHED', ?, NULL, ?, ?, ?, ?)`,
       ).run(diskId, name, input.zone, region, diskType, diskUsage, sizeGb, encrypted ? 1 : 0, kmsKeyId, snap?.snapshot_id ?? null, lineageId, JSON.stringify(tags), null, now);
       if (snap) this.blocks.shareMap(snap.snapshot_id, diskId);
+      else this.integrity.onEmpty(diskId);
       return this.toDisk(this.diskRow(diskId) as DiskRow);
     }
   }
@@ -695,13 +841,13 @@ class LocalEngine implements Engine {
   }
 
   deleteDisk(diskId: string): void {
-    this.run(() => {
+    this.freeing(() => this.run(() => {
       const d = this.mustDisk(diskId);
       needs(!d.attachment_id, ErrorCodes.Attached, `disk ${diskId} is attached to ${d.instance_id}; detach it first`, { property: "diskId" });
-      this.blocks.dropMap(diskId);
+      this.blocks.dropMap(diskId, true);
       this.sql("DELETE FROM disks WHERE disk_id = ?").run(diskId);
       this.dropLineageIfUnused(d.lineage_id);
-    });
+    }));
   }
 
   /** Deletes a lineage (and, after commit, its block file) once no disk or snapshot uses it. */
@@ -722,6 +868,8 @@ class LocalEngine implements Engine {
     needs(src.disk_id !== dst.disk_id, ErrorCodes.InvalidParameter, "source and target disks must differ", { property: "targetDiskId" });
     needs(!dst.attachment_id, ErrorCodes.Attached, `target disk ${targetDiskId} is attached to ${dst.instance_id}; detach it before copying data onto it`, { property: "targetDiskId" });
     needs(dst.size_gb >= src.size_gb, ErrorCodes.DiskSizeNotMatch, `target disk ${targetDiskId} (${dst.size_gb} GB) is smaller than source ${sourceDiskId} (${src.size_gb} GB)`, { property: "sizeGb" });
+    this.openOwner(src.disk_id);
+    this.openOwner(dst.disk_id);
     // Keys this call derives only for the copy are zeroed when it ends (K4: in memory only while served).
     const transient = [src.lineage_id, dst.lineage_id].filter((l) => !this.kms.holds(l));
     try {
@@ -791,10 +939,10 @@ class LocalEngine implements Engine {
       }),
     );
     if (target.migrated_at) return this.toDisk(target);
-    // Phase 2: the copy (a retry with the same token redoes it from the start), then the mark.
-    // Until then the disk is DUMPING and cannot be attached.
+    // Phase 2: the copy (a retry with the same token, or resumeMigration, redoes it from the
+    // start), then the mark. Until then the disk is DUMPING and cannot be attached.
     try {
-      this.copyDiskData(src.disk_id, target.disk_id, onProgress);
+      return this.finishMigration(src, target, onProgress);
     } catch (e) {
       if (made) {
         try {
@@ -805,8 +953,24 @@ class LocalEngine implements Engine {
       }
       throw e;
     }
-    this.run(() => this.sql("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id));
+  }
+
+  /** Phase 2 of a migration: the whole copy onto the DUMPING target, then the mark that ends DUMPING. */
+  private finishMigration(src: DiskRow, target: DiskRow, onProgress?: (p: MigrateProgress) => void): Disk {
+    this.copyDiskData(src.disk_id, target.disk_id, onProgress);
+    this.run(() => {
+      needs(this.diskRow(src.disk_id), ErrorCodes.DiskNotFound, `source disk ${src.disk_id} was deleted during the copy; delete ${target.disk_id}`, { property: "sourceDiskId" });
+      this.sql("UPDATE disks SET migrated_at = ? WHERE disk_id = ?").run(nowIso(), target.disk_id);
+    });
     return this.getDisk(target.disk_id);
+  }
+
+  resumeMigration(targetDiskId: string, onProgress?: (p: MigrateProgress) => void): Disk {
+    const target = this.view(() => this.mustDisk(targetDiskId));
+    needs(target.source_disk_id && !target.migrated_at, ErrorCodes.InvalidParameter, `disk ${targetDiskId} is not DUMPING: it is no interrupted migration target${target.source_disk_id ? ` (its migration from ${target.source_disk_id} completed)` : ""}; nothing to resume`, { property: "diskId" });
+    const src = this.view(() => this.diskRow(target.source_disk_id as string));
+    needs(src, ErrorCodes.DiskNotFound, `disk ${targetDiskId} was receiving the data of ${target.source_disk_id}, which no longer exists, so its migration cannot be resumed; delete it (encdisk delete-disk ${targetDiskId})`, { property: "sourceDiskId" });
+    return this.finishMigration(src, target, onProgress);
   }
 
   // ---- snapshots -------------------------------------------------------------------------------
@@ -893,14 +1057,14 @@ class LocalEngine implements Engine {
   }
 
   deleteSnapshot(snapshotId: string): void {
-    this.run(() => {
+    this.freeing(() => this.run(() => {
       const s = this.mustSnapshot(snapshotId);
       const images = (this.sql("SELECT image_id, snapshot_ids FROM images").all() as { image_id: string; snapshot_ids: string }[]).filter((i) => (JSON.parse(i.snapshot_ids) as string[]).includes(snapshotId));
       needs(images.length === 0, ErrorCodes.InUse, `snapshot ${snapshotId} is used by image ${images.map((i) => i.image_id).join(", ")}; delete the image first`, { property: "snapshotId" });
-      this.blocks.dropMap(snapshotId);
+      this.blocks.dropMap(snapshotId, true);
       this.sql("DELETE FROM snapshots WHERE snapshot_id = ?").run(snapshotId);
       this.dropLineageIfUnused(s.lineage_id);
-    });
+    }));
   }
 
   applySnapshot(snapshotId: string, diskId: string): Disk {
@@ -933,11 +1097,14 @@ class LocalEngine implements Engine {
     const lineageId = newId("lin");
     const now = nowIso();
     const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
+    this.openOwner(s.snapshot_id);
     this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
+    this.integrity.sealLineage(lineageId);
     this.sql(
       `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
        VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
     ).run(snapshotId, name, s.disk_id, zone, destinationRegion, s.size_gb, lineageId, s.snapshot_id, now);
+    this.integrity.onEmpty(snapshotId);
     this.onRollback.push(() => {
       this.blocks.forget(lineageId);
       fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
@@ -1094,7 +1261,7 @@ class LocalEngine implements Engine {
   detachDisk(attachmentIdOrDiskId: string): void {
     const id = attachmentIdOrDiskId;
     needs(typeof id === "string", ErrorCodes.AttachmentNotFound, `detach needs an attachment id (att-...) or a disk id (disk-...), got ${show(id)}`, { property: "attachmentId" });
-    this.run(() => {
+    this.freeing(() => this.run(() => {
       const a = typeof id === "string" && id.startsWith("disk-") ? (this.sql(`${ATTACHMENT_SELECT} WHERE a.disk_id = ?`).get(id) as AttachmentRow | undefined) : this.attachmentRow(id);
       if (typeof id === "string" && id.startsWith("disk-")) {
         this.mustDisk(id);
@@ -1108,7 +1275,7 @@ class LocalEngine implements Engine {
         this.kms.releaseLineage(a.lineage_id);
         this.blocks.dropCache(a.lineage_id);
       });
-    });
+    }));
   }
 
   getAttachment(attachmentId: string): Attachment {
@@ -1136,6 +1303,7 @@ class LocalEngine implements Engine {
   private ioTarget(attachmentId: string, offset: number, length: number): { a: AttachmentRow; owner: Owner } {
     const a = this.view(() => this.mustAttachment(attachmentId));
     checkRange(offset, length, a.capacity_bytes);
+    this.openOwner(a.disk_id, a);
     return { a, owner: this.owner(a.disk_id, a) };
   }
 
@@ -1161,12 +1329,24 @@ class LocalEngine implements Engine {
     return this.read(attachmentId, offset, length);
   }
 
-  private commitIo(attachmentId: string, diskId: string, fn: () => void): void {
-    this.run(() => {
-      const now = this.attachmentRow(attachmentId);
-      needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
-      fn();
-    });
+  private commitIo(attachmentId: string, diskId: string, fn: () => void, lineageId?: string): void {
+    try {
+      this.run(() => {
+        const now = this.attachmentRow(attachmentId);
+        needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
+        fn();
+      });
+    } catch (e) {
+      // D9: a write that failed gives back the space its uncommitted slots took at the file's end.
+      if (lineageId && e instanceof EngineError && e.code === ErrorCodes.DiskFull) {
+        try {
+          this.run(() => this.blocks.trimTail(lineageId));
+        } catch {
+          /* the next failed write, or check, tries again */
+        }
+      }
+      throw e;
+    }
   }
 
   write(attachmentId: string, offset: number, data: Buffer): void {
@@ -1176,7 +1356,7 @@ class LocalEngine implements Engine {
     const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
     const prepared = this.blocks.prepareWrite(owner, offset, buf);
     try {
-      this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+      this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared), a.lineage_id);
     } finally {
       this.blocks.release(prepared);
     }
@@ -1190,7 +1370,7 @@ class LocalEngine implements Engine {
   writeZeroes(attachmentId: string, offset: number, length: number): void {
     const { a, owner } = this.ioTarget(attachmentId, offset, length);
     const prepared = this.blocks.prepareZero(owner, offset, length);
-    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared), a.lineage_id);
   }
 
   trim(attachmentId: string, offset: number, length: number): void {
@@ -1328,8 +1508,29 @@ class LocalEngine implements Engine {
     // First remove what killed processes may leave and is safe to remove (see sweepOrphans):
     // those are expected leftovers, not broken invariants. What remains is a real problem.
     this.sweepOrphans();
+    // D7/D10: every lineage's seal and every block map's MAC (sealing them first where a root
+    // key is there and the directory is not sealed yet).
+    const sealProblems = this.run(() => {
+      const found = new Set<string>();
+      try {
+        for (const x of this.integrity.sealAll(this.allLineages(), this.allOwners())) found.add(x);
+        if (this.integrity.key(false)) {
+          for (const l of this.allLineages()) {
+            const x = this.integrity.lineageProblem(l);
+            if (x) found.add(x);
+          }
+          for (const o of this.allOwners()) {
+            const x = this.integrity.mapProblem(o.ownerId, o.lineageId);
+            if (x) found.add(x);
+          }
+        }
+      } catch (e) {
+        found.add((e as Error).message);
+      }
+      return [...found];
+    });
     return this.view(() => {
-      const p: string[] = [];
+      const p: string[] = [...sealProblems];
       const q = <T>(sql: string, ...args: unknown[]) => this.sql(sql).all(...args) as T[];
       for (const r of q<{ owner_id: string; idx: number }>(
         "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id)",
@@ -1359,6 +1560,14 @@ class LocalEngine implements Engine {
         p.push(`disk ${r.owner_id} has ${r.n} units past its size`);
       for (const r of q<{ owner_id: string }>("SELECT DISTINCT u.owner_id FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE l.encrypted = 1 AND (u.nonce IS NULL OR u.tag IS NULL)"))
         p.push(`encrypted ${r.owner_id} has units without nonce or tag`);
+      for (const r of q<{ owner_id: string }>("SELECT DISTINCT owner_id FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE l.encrypted = 0 AND (u.nonce IS NOT NULL OR u.tag IS NOT NULL)"))
+        p.push(`plain ${r.owner_id} has units with nonces or tags: they are ciphertext, so its encryption flag was cleared behind the engine`);
+      for (const r of q<{ id: string; encrypted: number }>(
+        "SELECT disk_id AS id, encrypted FROM disks o WHERE (o.encrypted = 1 AND o.kms_key_id IS NOT (SELECT key_id FROM data_keys k WHERE k.region = o.region)) OR (o.encrypted = 0 AND o.kms_key_id IS NOT NULL) UNION ALL SELECT snapshot_id, encrypted FROM snapshots o WHERE (o.encrypted = 1 AND o.kms_key_id IS NOT (SELECT key_id FROM data_keys k WHERE k.region = o.region)) OR (o.encrypted = 0 AND o.kms_key_id IS NOT NULL)",
+      ))
+        p.push(`${r.id} (${r.encrypted ? "encrypted" : "plain"}) names ${r.encrypted ? "a key id that is not its region's CMK" : "a KMS key id although it is plain"}`);
+      for (const r of q<{ snapshot_id: string }>("SELECT s.snapshot_id FROM snapshots s JOIN lineages l ON l.lineage_id = s.lineage_id WHERE l.encrypted <> s.encrypted OR l.region <> s.region"))
+        p.push(`snapshot ${r.snapshot_id} disagrees with its lineage on encryption or region`);
       for (const r of q<{ disk_id: string }>("SELECT disk_id FROM disks WHERE encrypted = 1 AND (kms_key_id IS NULL OR NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.region = disks.region))"))
         p.push(`encrypted disk ${r.disk_id} has no key in its region`);
       for (const r of q<{ disk_id: string }>("SELECT d.disk_id FROM disks d JOIN lineages l ON l.lineage_id = d.lineage_id WHERE l.encrypted <> d.encrypted OR l.region <> d.region"))
@@ -1366,9 +1575,13 @@ class LocalEngine implements Engine {
       for (const r of q<{ attachment_id: string }>("SELECT attachment_id FROM attachments a WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = a.instance_id)")) p.push(`attachment ${r.attachment_id} names a missing instance`);
       for (const r of q<{ attachment_id: string; psk_file: string }>("SELECT attachment_id, psk_file FROM attachments")) if (!fs.existsSync(r.psk_file)) p.push(`attachment ${r.attachment_id} has no key file ${r.psk_file}`);
       for (const r of q<{ disk_id: string; state: string }>("SELECT disk_id, state FROM disks WHERE state <> 'UNATTACHED'")) p.push(`disk ${r.disk_id} is stuck in state ${r.state}`);
+      for (const r of q<{ disk_id: string; source_disk_id: string; encrypted: number }>("SELECT disk_id, source_disk_id, encrypted FROM disks WHERE source_disk_id IS NOT NULL AND migrated_at IS NULL"))
+        p.push(`disk ${r.disk_id} is DUMPING: its migration from ${r.source_disk_id} did not complete (interrupted, or still running in another process); resume it with: encdisk migrate ${r.source_disk_id} ${r.encrypted ? "--encrypt" : "--plain"} (or delete it)`);
       const billing = this.sql("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")
         .get() as { audited: number; charged: number; unbilled: number };
       if (billing.audited !== billing.charged || billing.unbilled) p.push(`billing: the audit log bills ${billing.audited} but the ledger charged ${billing.charged} (${billing.unbilled} calls without a charge)`);
+      const bal = this.sql("SELECT (SELECT balance_micros FROM account WHERE id = 1) AS running, (SELECT TOTAL(amount_micros) FROM ledger) AS summed").get() as { running: number | null; summed: number };
+      if (bal.running !== bal.summed || bal.summed < 0 || bal.summed > MAX_BALANCE_MICROS) p.push(`billing: the account balance is ${bal.running} but the ledger sums to ${bal.summed} (allowed: 0 to ${MAX_BALANCE_MICROS})`);
       for (const f of this.orphanFiles(Date.now())) p.push(`orphan file ${f}`);
 
       const count = (sql: string) => (this.sql(sql).get() as { n: number }).n;

@@ -17,6 +17,7 @@ export const ErrorCodes = {
   ServiceManagedKey: "UnsupportedOperation.ServiceManagedKey", // K5, O3
   KmsNotAuthorized: "UnauthorizedOperation.KmsNotAuthorized", // O2
   InsufficientBalance: "InvalidAccount.InsufficientBalance", // B3
+  BalanceLimit: "LimitExceeded.AccountBalance", // B3: MAX_BALANCE_MICROS
   // Placement and state
   ZoneNotMatch: "ResourceUnavailable.ZoneNotMatch", // C1
   Attached: "ResourceUnavailable.Attached",
@@ -29,6 +30,7 @@ export const ErrorCodes = {
   IdempotentParameterMismatch: "InvalidParameter.ClientTokenConflict",
   MigrationIncomplete: "ResourceUnavailable.MigrationIncomplete",
   InvalidParameterValue: "InvalidParameterValue",
+  UnknownParameter: "UnknownParameter", // a key the call does not take (e.g. in a list filter)
   InvalidZone: "InvalidParameterValue.Zone",
   InvalidRegion: "InvalidParameterValue.Region",
   InvalidDiskType: "InvalidParameterValue.DiskType",
@@ -51,9 +53,11 @@ export const ErrorCodes = {
   KmsRootKeyMismatch: "KmsRootKey.Mismatch",
   KeyMaterialCorrupt: "DataCorruption.WrappedKey",
   StateCorrupt: "DataCorruption.State",
+  LineageTampered: "DataCorruption.LineageSeal", // D7: encryption flag, key id or region changed behind the engine
+  BlockMapTampered: "DataCorruption.BlockMap", // D10: a block map row rolled back, moved or deleted behind the engine
+  DiskFull: "ResourceInsufficient.DiskFull", // D9: the host file system of the engine directory is full
   EngineVersion: "UnsupportedOperation.EngineVersion",
   // The host and the state database (mapped from Node's and SQLite's errors by toEngineError)
-  DiskFull: "ResourceInsufficient.DiskFull",
   StateDatabaseCorrupt: "DataCorruption.StateDatabase",
   PathNotFound: "ResourceNotFound.Path",
   PermissionDenied: "UnauthorizedOperation.Permission",
@@ -107,6 +111,14 @@ export function needs(condition: unknown, code: ErrorCode, message: string, opts
   if (!condition) throw new EngineError(code, message, opts);
 }
 
+const FULL_CODES = new Set(["ENOSPC", "EDQUOT", "SQLITE_FULL"]);
+
+/** Whether an error says the file system (or SQLite's database on it) is full (D9). */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (FULL_CODES.has(code) || (code.startsWith("SQLITE_IOERR") && /disk is full|no space/i.test(String((e as Error).message))));
+}
+
 /**
  * Any error as an EngineError: an EngineError as is; Node's system errors (`err.code` such as
  * ENOSPC, ENOENT, EACCES) and SQLite's (better-sqlite3's `SQLITE_*` codes) as the engine's
@@ -122,7 +134,7 @@ export function toEngineError(e: unknown, where?: string): EngineError {
   const at = typeof err?.path === "string" ? err.path : where;
   const on = at ? ` (${at})` : "";
   const opts = { cause: e };
-  if (sys === "ENOSPC" || sys === "EDQUOT" || sys === "SQLITE_FULL") {
+  if (isDiskFull(e)) {
     return new EngineError(ErrorCodes.DiskFull, `no space left on the filesystem${on}: ${detail}; free space there (encdisk delete-disk and deleting snapshots free the engine's own) and retry`, opts);
   }
   if (sys === "SQLITE_NOTADB" || sys === "SQLITE_CORRUPT" || sys.startsWith("SQLITE_CORRUPT_")) {

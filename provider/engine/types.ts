@@ -247,6 +247,8 @@ export interface Engine {
   copyDiskData(sourceDiskId: string, targetDiskId: string, onProgress?: (p: MigrateProgress) => void): MigrateProgress;
   /** M1: create a disk of the other encryption kind holding the source's data. */
   migrateDisk(input: { sourceDiskId: string; encrypt: boolean; zone?: string; diskType?: DiskType; sizeGb?: number; name?: string; tags?: Record<string, string>; clientToken?: string }, onProgress?: (p: MigrateProgress) => void): Disk;
+  /** M1: finishes an interrupted migration onto a DUMPING disk (copies the source again, then marks it done). */
+  resumeMigration(targetDiskId: string, onProgress?: (p: MigrateProgress) => void): Disk;
 
   // Snapshots
   createSnapshot(input: { diskId: string; name?: string; clientToken?: string }): Snapshot;

@@ -67,6 +67,13 @@ function aadPrefix(lineageId: string): string {
   return `${lineageId}:`;
 }
 
+/** Keeps each owner's block-map MAC current (D10; see kms/integrity.ts), inside the map's transaction. */
+export interface MapMac {
+  onCommit(ownerId: string, lineageId: string, removed: UnitRow[], added: UnitRow[]): void;
+  onShare(fromOwnerId: string, toOwnerId: string): void;
+  onEmpty(ownerId: string): void;
+}
+
 export class BlockStore {
   private readonly fds = new Map<string, number>();
   /**
@@ -98,6 +105,7 @@ export class BlockStore {
     private readonly db: Db,
     readonly dir: string,
     private readonly readCacheUnits = 0,
+    private readonly mapMac?: MapMac,
   ) {
     fs.mkdirSync(path.join(dir, "blocks"), { recursive: true, mode: 0o700 });
     this.st = {
@@ -489,19 +497,39 @@ export class BlockStore {
     }
     if (withData.length) this.dirty.add(owner.lineageId);
     const freed: number[] = [];
+    const removed: UnitRow[] = [];
+    const added: UnitRow[] = [];
     let k = 0;
     for (const u of units) {
       const old = this.st.row.get(owner.ownerId, u.idx) as UnitRow | undefined;
       if (u.data === null) {
         if (old) this.st.del.run(owner.ownerId, u.idx);
       } else {
-        this.st.upsert.run(owner.ownerId, u.idx, owner.lineageId, slots[k++], u.nonce, u.tag);
+        const slot = slots[k++];
+        this.st.upsert.run(owner.ownerId, u.idx, owner.lineageId, slot, u.nonce, u.tag);
+        if (this.mapMac) added.push({ idx: u.idx, slot, nonce: u.nonce, tag: u.tag });
       }
-      if (old) freed.push(old.slot);
+      if (old) {
+        freed.push(old.slot);
+        removed.push(old);
+      }
     }
+    if (removed.length || added.length) this.mapMac?.onCommit(owner.ownerId, owner.lineageId, removed, added);
     for (const slot of freed) {
       if (!this.st.referenced.get(owner.lineageId, slot)) this.st.free.run(owner.lineageId, slot);
     }
+  }
+
+  /**
+   * Cuts the block file back to the slots handed out (D9: a write that failed, or whose
+   * transaction could not commit, leaves its ciphertext past `next_slot`). MUST run inside a
+   * write transaction: then nothing past `next_slot` belongs to anyone.
+   */
+  trimTail(lineageId: string): void {
+    const row = this.db.prepare("SELECT next_slot FROM lineages WHERE lineage_id = ?").get(lineageId) as { next_slot: number } | undefined;
+    if (!row) return;
+    const fd = this.fd(lineageId);
+    if (fs.fstatSync(fd).size > row.next_slot * UNIT) fs.ftruncateSync(fd, row.next_slot * UNIT);
   }
 
   /** Hands out `n` slots: lowest free ones first, then fresh ones past the high-water mark. */
@@ -523,12 +551,14 @@ export class BlockStore {
   /** Shares every unit of `fromOwner` with `toOwner` (a snapshot, or a disk made from one): no data is copied. */
   shareMap(fromOwnerId: string, toOwnerId: string): void {
     this.st.copyMap.run(toOwnerId, fromOwnerId);
+    this.mapMac?.onShare(fromOwnerId, toOwnerId);
   }
 
-  /** Drops an owner's map, freeing the slots nothing else references. */
-  dropMap(ownerId: string): void {
+  /** Drops an owner's map, freeing the slots nothing else references (`deleting`: the owner goes too). */
+  dropMap(ownerId: string, deleting = false): void {
     this.st.freeOwner.run(ownerId);
     this.st.dropOwner.run(ownerId);
+    if (!deleting) this.mapMac?.onEmpty(ownerId);
   }
 
   /**

@@ -365,14 +365,18 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   migrate: {
-    summary: "M1: copy a disk's data onto a new disk of the other encryption kind (progress on a terminal)",
+    summary: "M1: copy a disk's data onto a new disk of the other encryption kind (progress on a terminal; resumes an interrupted one)",
     usage: "encdisk migrate SOURCE_DISK_ID (--encrypt|--plain) [--name N] [--json]",
     options: { encrypt: { type: "boolean" }, plain: { type: "boolean" }, name: { type: "string" } },
     run: (e, a, f, o) => {
       const [source] = positionals(a, ["SOURCE_DISK_ID"], COMMANDS.migrate.usage);
       if (!!f.encrypt === !!f.plain) throw usageError("say either --encrypt or --plain: the encryption of the new disk", COMMANDS.migrate.usage);
+      // An interrupted migration of this source to this kind (a DUMPING disk) is resumed, not started anew.
+      const dumping = e.listDisks().find((x) => x.state === "DUMPING" && x.sourceDiskId === source && x.encrypted === !!f.encrypt);
+      if (dumping && !o.json) process.stderr.write(`resuming the interrupted migration onto ${dumping.diskId}\n`);
       const progress = Progress.for(`migrate ${source}`, 0, o.json);
-      const d = e.migrateDisk({ sourceDiskId: source, encrypt: !!f.encrypt, name: str(f.name) }, (p: MigrateProgress) => progress.update(p.copiedBytes, p.totalBytes));
+      const onProgress = (p: MigrateProgress) => progress.update(p.copiedBytes, p.totalBytes);
+      const d = dumping ? e.resumeMigration(dumping.diskId, onProgress) : e.migrateDisk({ sourceDiskId: source, encrypt: !!f.encrypt, name: str(f.name) }, onProgress);
       progress.done();
       o.result(d, `${d.diskId} (${d.encrypted ? "encrypted" : "plain"}) holds the data of ${source}`);
     },

@@ -54,9 +54,9 @@ export class Kms {
    * Loads the root key for one use; the caller zeroes it. Nothing keeps it: the root key is
    * in memory only during a KMS operation.
    */
-  private rootKey(): Buffer {
+  private rootKey(mayCreate?: boolean): Buffer {
     const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
-    const { key, source } = loadRootKey(this.src, !hasKeys);
+    const { key, source } = loadRootKey(this.src, mayCreate ?? !hasKeys);
     const kcv = keyCheckValue(key);
     this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('kms_root_kcv', ?)").run(kcv);
     const stored = (this.db.prepare("SELECT v FROM meta WHERE k = 'kms_root_kcv'").get() as { v: string }).v;
@@ -68,6 +68,27 @@ export class Kms {
       );
     }
     return key;
+  }
+
+  /**
+   * D7/D10: the key that seals the state the ciphertext does not cover (lineage flags, block
+   * maps), derived from the root key (which is zeroed at once); the caller keeps and zeroes
+   * it. Never creates a root key: with `required` false, a directory that has no root key
+   * yet (plain-only use, no key file) gets null and stays unsealed.
+   */
+  integrityKey(required: boolean): Buffer | null {
+    let root: Buffer;
+    try {
+      root = this.rootKey(false);
+    } catch (e) {
+      if (!required && (e as { code?: string }).code === ErrorCodes.KmsRootKeyMissing) return null;
+      throw e;
+    }
+    try {
+      return hkdf(root, "encdisk", "encdisk/state-integrity/v1");
+    } finally {
+      zero(root);
+    }
   }
 
   /** The region's CMK metadata, or null before the first encrypted use there. */
@@ -167,6 +188,7 @@ export class Kms {
     if (!hasKeys) return out;
     const root = this.rootKey();
     out.push({ label: "KMS root key", bytes: root });
+    out.push({ label: "state integrity key", bytes: this.integrityKey(true) as Buffer });
     for (const r of this.db.prepare("SELECT key_id, region, wrapped_material FROM kms_keys").all() as KeyRow[]) {
       out.push({ label: `CMK ${r.key_id} (${r.region})`, bytes: unwrap(root, r.wrapped_material, cmkAad(r.region, r.key_id), `the CMK of ${r.region}`) });
       out.push({ label: `DK of ${r.region}`, bytes: this.regionDk(r.region) });

@@ -711,6 +711,7 @@ class Connection {
       this.log(`request type ${type} at ${offset}+${length} failed: ${typeof code === "string" ? code : "error"}: ${msg}`);
       if (code === "InvalidParameterValue.OutOfRange") return type === P.NBD_CMD_WRITE || type === P.NBD_CMD_WRITE_ZEROES ? P.NBD_ENOSPC : P.NBD_EINVAL;
       if (code === "InvalidAttachmentId.NotFound" || code === "ResourceUnavailable.NotAttached") return P.NBD_ESHUTDOWN;
+      if (code === "ResourceInsufficient.DiskFull") return P.NBD_ENOSPC; // D9: the engine's file system is full
       return P.NBD_EIO;
     }
     this.reply(handle, 0);

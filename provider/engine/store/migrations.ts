@@ -165,4 +165,20 @@ ALTER TABLE attachments ADD COLUMN psk_key TEXT;
 CREATE TABLE dead_lineages (lineage_id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL);
 `,
   },
+  {
+    version: 3,
+    sql: `
+-- D14: a running balance kept in the account row (same transaction as each ledger entry), so a
+-- billable call reads one row instead of summing the ledger. TOTAL, not SUM: an old ledger that
+-- already overflowed must still migrate (it is then reported by encdisk check).
+ALTER TABLE account ADD COLUMN balance_micros INTEGER;
+UPDATE account SET balance_micros = (SELECT CAST(MIN(MAX(TOTAL(amount_micros), -9007199254740991), 9007199254740991) AS INTEGER) FROM ledger);
+-- D7: a MAC under a key derived from the KMS root key over a lineage's id, region, encryption
+-- and key id (NULL until sealed: lineages made before this migration, or without a root key).
+ALTER TABLE lineages ADD COLUMN mac BLOB;
+-- D10: an incremental MAC over each disk's and snapshot's block map (NULL until sealed).
+ALTER TABLE disks ADD COLUMN map_mac BLOB;
+ALTER TABLE snapshots ADD COLUMN map_mac BLOB;
+`,
+  },
 ];
