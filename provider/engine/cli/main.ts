@@ -54,6 +54,31 @@ function need(args: string[], n: number, usage: string): void {
   if (args.length < n) throw new Error(`missing argument; usage: ${usage}`);
 }
 
+/**
+ * From `pulumi stack export` output: the owner prefix of the stack's resources
+ * (`urn:pulumi:STACK::PROJECT::`, taken from the URNs or from --project/--stack) and the ids
+ * its state holds (live resources, resources pending deletion, and pending operations).
+ */
+function stateOfExport(doc: unknown, project?: string, stack?: string): { ownerPrefix: string; ids: Set<string> } {
+  const d = (doc as { deployment?: unknown })?.deployment ?? doc;
+  const resources = ((d as { resources?: unknown })?.resources ?? []) as Array<{ urn?: string; id?: string }>;
+  const pending = ((d as { pending_operations?: unknown })?.pending_operations ?? []) as Array<{ resource?: { urn?: string; id?: string } }>;
+  if (!Array.isArray(resources)) throw new Error("not the output of `pulumi stack export`: no deployment.resources list");
+  const all = [...resources, ...(Array.isArray(pending) ? pending.map((p) => p.resource ?? {}) : [])];
+  const ids = new Set(all.map((r) => r.id).filter((id): id is string => typeof id === "string" && id.length > 0));
+  let prefix: string | undefined;
+  if (project !== undefined || stack !== undefined) {
+    if (project === undefined || stack === undefined) throw new Error("give both --project and --stack, or neither");
+    prefix = `urn:pulumi:${stack}::${project}::`;
+  } else {
+    const urn = all.map((r) => r.urn).find((u): u is string => typeof u === "string");
+    const m = urn ? /^(urn:pulumi:[^:]+::[^:]+::)/.exec(urn) : null;
+    if (!m) throw new Error("the export holds no resources to name the stack by: give --project P --stack S");
+    prefix = m[1];
+  }
+  return { ownerPrefix: prefix, ids };
+}
+
 const COMMANDS: Record<string, Command> = {
   regions: {
     summary: "list regions and their availability zones",
@@ -321,6 +346,41 @@ const COMMANDS: Record<string, Command> = {
         }
       });
       o.json ? o.print(d) : o.line(`${d.diskId} (${d.encrypted ? "encrypted" : "plain"}) holds the data of ${a[0]}`);
+    },
+  },
+  orphans: {
+    summary: "what a Pulumi stack owns in the engine that its state does not hold (left by an interrupted up); --delete removes it",
+    usage: "encdisk orphans --stack-export FILE [--project P --stack S] [--delete] [--json]   (FILE: the output of `pulumi stack export`)",
+    options: { "stack-export": { type: "string" }, project: { type: "string" }, stack: { type: "string" }, delete: { type: "boolean" } },
+    run: (e, _a, f, o) => {
+      const file = f["stack-export"];
+      if (typeof file !== "string") throw new Error("--stack-export FILE is required (write it with: pulumi stack export --file FILE)");
+      const state = stateOfExport(JSON.parse(fs.readFileSync(file, "utf8")) as unknown, f.project as string | undefined, f.stack as string | undefined);
+      const orphans = e.listOwned(state.ownerPrefix).filter((r) => !state.ids.has(r.resourceId));
+      const rows = () => [["ID", "KIND", "OWNER", "CREATED"], ...orphans.map((r) => [r.resourceId, r.kind, r.owner, r.createdAt])];
+      if (!f.delete) {
+        o.print(orphans, rows);
+        return;
+      }
+      // Dependents first: an attachment holds its disk, images hold snapshots.
+      const order: Record<string, number> = { attachment: 0, image: 1, snapshot: 2, disk: 3, instance: 4 };
+      const failed: string[] = [];
+      for (const r of [...orphans].sort((x, y) => order[x.kind] - order[y.kind])) {
+        try {
+          if (r.kind === "attachment") e.detachDisk(r.resourceId);
+          else if (r.kind === "image") e.deleteImage(r.resourceId);
+          else if (r.kind === "snapshot") e.deleteSnapshot(r.resourceId);
+          else if (r.kind === "disk") e.deleteDisk(r.resourceId);
+          else e.deleteInstance(r.resourceId);
+          if (!o.json) o.line(`deleted ${r.kind} ${r.resourceId} (${r.owner})`);
+        } catch (err) {
+          failed.push(r.resourceId);
+          process.stderr.write(`encdisk orphans: ${r.resourceId}: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}\n`);
+        }
+      }
+      if (o.json) o.print({ deleted: orphans.map((r) => r.resourceId).filter((id) => !failed.includes(id)), failed });
+      else o.line(`${orphans.length - failed.length} orphans deleted${failed.length ? `, ${failed.length} failed` : ""}`);
+      return failed.length ? 1 : 0;
     },
   },
   verify: {

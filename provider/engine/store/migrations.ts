@@ -165,4 +165,18 @@ ALTER TABLE attachments ADD COLUMN psk_key TEXT;
 CREATE TABLE dead_lineages (lineage_id TEXT PRIMARY KEY, deleted_at TEXT NOT NULL);
 `,
   },
+  {
+    version: 3,
+    sql: `
+-- Owner tags: who created a resource (for the Pulumi provider, the resource's URN), so what an
+-- interrupted deployment left behind can be found (encdisk orphans). Rows of deleted resources
+-- are ignored by readers.
+CREATE TABLE owners (
+  resource_id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX owners_owner ON owners(owner);
+`,
+  },
 ];
