@@ -3,10 +3,10 @@
  * sits on one instance at a time, so the old attachment must go before the new one is made.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import type { Attachment as EngineAttachment } from "../../engine/types";
+import type { Attachment as EngineAttachment, Engine } from "../../engine/types";
 import { AttachmentInputs, AttachmentOutputs } from "../../schemas/attachment";
 import { engine, existingEngine } from "../context";
-import { compact, isNotFound, isUnknown, lookup, passInputs, Props, same, validate } from "./common";
+import { compact, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, ownerOf, Props, same, validate } from "./common";
 
 function outs(a: EngineAttachment, stated: Props): AttachmentOutputs {
   return compact({
@@ -27,6 +27,13 @@ function outs(a: EngineAttachment, stated: Props): AttachmentOutputs {
   }) as AttachmentOutputs;
 }
 
+/** True when `attachmentId` was made by this very resource (its owner tag is the URN in `news`). */
+function isOwnAttachment(e: Engine, attachmentId: string | null | undefined, news: Props): boolean {
+  const owner = ownerOf(news);
+  if (!attachmentId || owner === undefined) return false;
+  return e.listOwned(owner).some((o) => o.resourceId === attachmentId && o.owner === owner);
+}
+
 export const Attachment = {
   async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(AttachmentInputs, news);
@@ -40,7 +47,9 @@ export const Attachment = {
         if (d.zone !== i.zone) failures.push({ property: "instanceId", reason: `C1: ${d.diskId} is in ${d.zone} and attaches only to instances of that zone; ${i.instanceId} is in ${i.zone}.` });
         if (d.encrypted && i.localStorage) failures.push({ property: "instanceId", reason: `L7: ${d.diskId} is encrypted and cannot be attached to ${i.instanceId}, which has local storage. Attach it to an instance without local storage.` });
         // Attached elsewhere, and not by this very attachment (which a replacement detaches first).
-        const ours = olds?.diskId === d.diskId && olds?.instanceId === d.instanceId;
+        // Pulumi calls check again without the old inputs when it plans a replacement, so the
+        // old inputs cannot be the only witness: the attachment's owner tag (this resource's URN) is.
+        const ours = (olds?.diskId === d.diskId && olds?.instanceId === d.instanceId) || isOwnAttachment(e, d.attachmentId, news);
         if (d.attachmentId && !ours && d.instanceId !== i.instanceId)
           failures.push({ property: "diskId", reason: `${d.diskId} is already attached to ${d.instanceId}; a disk sits on one instance at a time. Remove that attachment first.` });
         // expectedCapacityGb is not compared with the disk here: in the same update the disk may
@@ -59,8 +68,9 @@ export const Attachment = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = AttachmentInputs.parse(passInputs(news));
-    const a = engine().attachDisk({ diskId: k.diskId, instanceId: k.instanceId });
+    const k = AttachmentInputs.parse(programInputs(news));
+    const e = engine();
+    const a = ownedCreate(e, news, () => e.attachDisk({ diskId: k.diskId, instanceId: k.instanceId }), (x) => x.attachmentId);
     return { id: a.attachmentId, outs: outs(a, k) };
   },
 

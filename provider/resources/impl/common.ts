@@ -6,9 +6,29 @@ import type { z } from "zod";
 import type * as pulumi from "@pulumi/pulumi";
 import { UNKNOWN } from "../../schemas/common";
 import { isEngineError } from "../../engine";
+import type { Engine } from "../../engine/types";
 
 export type Props = Record<string, unknown>;
 export const PROVIDER_KEY = "__provider";
+/**
+ * The input every resource class adds: the resource's URN (project, stack, type and name), so
+ * the engine can tag what the provider creates with its owner (encdisk orphans) and a check
+ * can tell the resource's own engine objects from others'. Not a user input: never compared
+ * by diff, absent from state written before it existed.
+ */
+export const OWNER_KEY = "__owner";
+
+/** The owner URN the program passed, if any (state written by older versions has none). */
+export function ownerOf(news: Props | undefined): string | undefined {
+  const o = news?.[OWNER_KEY];
+  return typeof o === "string" && o.startsWith("urn:pulumi:") ? o : undefined;
+}
+
+/** Run a create through the engine, tagging what it makes with the resource's owner in the same transaction. */
+export function ownedCreate<T>(e: Engine, news: Props, make: () => T, idOf: (made: T) => string): T {
+  const owner = ownerOf(news);
+  return owner === undefined ? make() : e.owned(owner, make, idOf);
+}
 
 /** True when `v` is, or contains, a value unknown during preview. */
 export function isUnknown(v: unknown): boolean {
@@ -43,7 +63,7 @@ export function validate<S extends z.ZodObject>(schema: S, news: Props): Validat
   const unknown = new Set<string>();
   const failures: pulumi.dynamic.CheckFailure[] = [];
   for (const key of Object.keys(news)) {
-    if (key === PROVIDER_KEY) continue;
+    if (key === PROVIDER_KEY || key === OWNER_KEY) continue;
     if (!(key in shape)) failures.push({ property: key, reason: `unknown property "${key}"; known: ${Object.keys(shape).join(", ")}` });
   }
   for (const [key, fieldSchema] of Object.entries(shape)) {
@@ -62,10 +82,17 @@ export function validate<S extends z.ZodObject>(schema: S, news: Props): Validat
   return { known: known as Partial<z.output<S>>, unknown, failures };
 }
 
-/** The inputs a check hands back: the program's own, minus the provider key (the host re-adds it). */
+/** The inputs a check hands back: the program's own (with the owner), minus the provider key (the host re-adds it). */
 export function passInputs(news: Props): Props {
   const out: Props = {};
   for (const [k, v] of Object.entries(news)) if (k !== PROVIDER_KEY && v !== undefined) out[k] = v;
+  return out;
+}
+
+/** The user's inputs alone (no provider key, no owner), as the resource's schema parses them. */
+export function programInputs(news: Props): Props {
+  const out = passInputs(news);
+  delete out[OWNER_KEY];
   return out;
 }
 

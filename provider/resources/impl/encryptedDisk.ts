@@ -8,13 +8,13 @@
  *   sourceDiskId or adoptDiskId.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { ErrorCodes } from "../../engine";
+import { ErrorCodes, Refusals } from "../../engine";
 import { DISK_SIZE_LIMITS, LOCAL_DISK_TYPES } from "../../engine/types";
 import type { Disk, DiskType, Engine } from "../../engine/types";
 import { EncryptedDiskInputs, EncryptedDiskOutputs } from "../../schemas/encryptedDisk";
 import { regionOfZone } from "../../engine";
 import { engine, existingEngine } from "../context";
-import { compact, failureFrom, isNotFound, isUnknown, lookup, notice, passInputs, Props, refusal, same, validate } from "./common";
+import { compact, failureFrom, isNotFound, isUnknown, lookup, notice, passInputs, programInputs, ownedCreate, ownerOf, Props, refusal, same, validate } from "./common";
 
 type In = EncryptedDiskInputs;
 type Out = EncryptedDiskOutputs;
@@ -22,7 +22,7 @@ type Out = EncryptedDiskOutputs;
 const DEFAULT_DISK_TYPE: DiskType = "CLOUD_PREMIUM";
 
 function isEmpty(o: Props | undefined): boolean {
-  return !o || Object.keys(o).filter((k) => k !== "__provider").length === 0;
+  return !o || Object.keys(o).filter((k) => k !== "__provider" && k !== "__owner").length === 0;
 }
 
 /** The L4/L5 refusal, naming the migration path (M1). */
@@ -96,7 +96,9 @@ function adoptionProblems(d: Disk, k: Partial<In>): pulumi.dynamic.CheckFailure[
 
 export const EncryptedDisk = {
   async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
-    const { known: k, failures } = validate(EncryptedDiskInputs, news);
+    const { known: k, failures: invalid } = validate(EncryptedDiskInputs, news);
+    // K5/O3: there is no key to choose; say so rather than "unknown property".
+    const failures = invalid.map((f) => (f.property === "kmsKeyId" ? { property: "kmsKeyId", reason: Refusals.cmkNotChoosable } : f));
     const stated = (key: string) => news[key] !== undefined && news[key] !== null;
     const creating = isEmpty(olds);
     const e = existingEngine();
@@ -225,7 +227,7 @@ export const EncryptedDisk = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = EncryptedDiskInputs.parse(passInputs(news));
+    const k = EncryptedDiskInputs.parse(programInputs(news));
     const e = engine();
     let d: Disk;
     if (k.adoptDiskId !== undefined) {
@@ -235,6 +237,8 @@ export const EncryptedDisk = {
       if (k.sizeGb !== undefined && k.sizeGb > d.sizeGb) d = e.resizeDisk(d.diskId, k.sizeGb);
       if ((k.name !== undefined && k.name !== d.name) || (k.tags !== undefined && !same(k.tags, d.tags))) d = e.renameDisk(d.diskId, k.name ?? d.name, k.tags ?? d.tags);
     } else if (k.sourceDiskId !== undefined) {
+      // A migration commits in several transactions (the copy is chunked): the owner is tagged
+      // right after it, not atomically with the new disk's row.
       d = e.migrateDisk({
         sourceDiskId: k.sourceDiskId,
         encrypt: k.encrypt ?? true,
@@ -244,9 +248,11 @@ export const EncryptedDisk = {
         ...(k.name !== undefined ? { name: k.name } : {}),
         ...(k.tags !== undefined ? { tags: k.tags } : {}),
       });
+      const owner = ownerOf(news);
+      if (owner !== undefined) e.setOwner(d.diskId, owner);
     } else {
       const snap = k.snapshotId !== undefined ? e.getSnapshot(k.snapshotId) : undefined;
-      d = e.createDisk({
+      d = ownedCreate(e, news, () => e.createDisk({
         zone: k.zone as string,
         sizeGb: k.sizeGb ?? (snap as { sizeGb: number }).sizeGb,
         diskType: k.diskType ?? DEFAULT_DISK_TYPE,
@@ -256,7 +262,7 @@ export const EncryptedDisk = {
         ...(k.snapshotId !== undefined ? { snapshotId: k.snapshotId } : {}),
         ...(k.name !== undefined ? { name: k.name } : {}),
         ...(k.tags !== undefined ? { tags: k.tags } : {}),
-      });
+      }), (x) => x.diskId);
     }
     return { id: d.diskId, outs: outs(d, k, e) };
   },
@@ -269,7 +275,7 @@ export const EncryptedDisk = {
   },
 
   async update(id: string, olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
-    const k = EncryptedDiskInputs.parse(passInputs(news));
+    const k = EncryptedDiskInputs.parse(programInputs(news));
     const e = engine();
     let d = e.getDisk(id);
     // Refusals first, so a refused update changes nothing. The engine's own refusal (L4/L5)

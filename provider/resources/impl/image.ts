@@ -8,7 +8,7 @@ import { ErrorCodes } from "../../engine";
 import type { Engine, Image as EngineImage } from "../../engine/types";
 import { ImageInputs, ImageOutputs } from "../../schemas/image";
 import { engine, existingEngine } from "../context";
-import { compact, isNotFound, isUnknown, lookup, passInputs, Props, refusal, same, validate } from "./common";
+import { compact, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 const S3_REASON = "S3: an image that contains encrypted snapshots cannot be shared. Remove sharedWith, or build the image from snapshots of non-encrypted disks.";
 const S4_REASON = "S4: images created from encrypted snapshots cannot be copied across regions. Create the image in the destination region from snapshots there instead.";
@@ -78,7 +78,7 @@ export const Image = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = ImageInputs.parse(passInputs(news));
+    const k = ImageInputs.parse(programInputs(news));
     const e = engine();
     const sharing = k.sharedWith !== undefined && k.sharedWith.length > 0;
     let img: EngineImage;
@@ -86,12 +86,12 @@ export const Image = {
       const src = e.getImage(k.sourceImageId);
       if (src.encrypted) throw refusal(ErrorCodes.EncryptedCrossRegionCopy, "S4", S4_REASON.slice(4));
       if (sharing) throw refusal(ErrorCodes.EncryptedImageShare, "S3", S3_REASON.slice(4));
-      img = e.copyImage({ imageId: k.sourceImageId, destinationRegion: k.destinationRegion as string, name: k.name });
+      img = ownedCreate(e, news, () => e.copyImage({ imageId: k.sourceImageId as string, destinationRegion: k.destinationRegion as string, name: k.name }), (x) => x.imageId);
     } else {
       const ids = k.snapshotIds ?? [];
       // Refuse before creating anything: a half-made, unshareable image helps nobody.
       if (sharing && ids.some((id) => e.getSnapshot(id).encrypted)) throw refusal(ErrorCodes.EncryptedImageShare, "S3", S3_REASON.slice(4));
-      img = e.createImage({ name: k.name, snapshotIds: ids });
+      img = ownedCreate(e, news, () => e.createImage({ name: k.name, snapshotIds: ids }), (x) => x.imageId);
     }
     if (sharing) img = e.shareImage(img.imageId, k.sharedWith as string[]);
     return { id: img.imageId, outs: outs(img, k) };
@@ -104,7 +104,7 @@ export const Image = {
   },
 
   async update(id: string, _olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
-    const k = ImageInputs.parse(passInputs(news));
+    const k = ImageInputs.parse(programInputs(news));
     const e = engine();
     let img = e.getImage(id);
     const add = (k.sharedWith ?? []).filter((a) => !img.sharedWith.includes(a));

@@ -4,7 +4,7 @@ import { ErrorCodes } from "../../engine";
 import type { Engine, Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotInputs, SnapshotOutputs } from "../../schemas/snapshot";
 import { engine, existingEngine } from "../context";
-import { compact, isNotFound, isUnknown, lookup, notice, passInputs, Props, refusal, same, validate } from "./common";
+import { compact, isNotFound, isUnknown, lookup, notice, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 export function snapshotConversionReason(isEncrypted: boolean): string {
   return isEncrypted
@@ -59,11 +59,11 @@ export const Snapshot = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = SnapshotInputs.parse(passInputs(news));
+    const k = SnapshotInputs.parse(programInputs(news));
     const e = engine();
     const d = e.getDisk(k.diskId);
     if (k.encrypt !== undefined && k.encrypt !== d.encrypted) throw refusal(ErrorCodes.SnapshotEncryptConversion, d.encrypted ? "S2" : "S1", snapshotConversionReason(d.encrypted).slice(4));
-    const s = e.createSnapshot({ diskId: k.diskId, ...(k.name !== undefined ? { name: k.name } : {}) });
+    const s = ownedCreate(e, news, () => e.createSnapshot({ diskId: k.diskId, ...(k.name !== undefined ? { name: k.name } : {}) }), (x) => x.snapshotId);
     return { id: s.snapshotId, outs: outs(s, k) };
   },
 
@@ -74,7 +74,7 @@ export const Snapshot = {
   },
 
   async update(id: string, _olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
-    const k = SnapshotInputs.parse(passInputs(news));
+    const k = SnapshotInputs.parse(programInputs(news));
     const e = engine();
     const s = e.getSnapshot(id);
     if (k.encrypt !== undefined && k.encrypt !== s.encrypted) e.setSnapshotEncryption(id, k.encrypt);

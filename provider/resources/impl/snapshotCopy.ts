@@ -5,7 +5,7 @@ import type { Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../../schemas/snapshotCopy";
 import { assertRegion } from "../../engine";
 import { engine, existingEngine } from "../context";
-import { failureFrom, isNotFound, isUnknown, lookup, passInputs, Props, refusal, same, validate } from "./common";
+import { failureFrom, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 const S4_REASON = "S4: encrypted snapshots cannot be copied across regions. Copy only snapshots of non-encrypted disks; an encrypted disk's data stays in its region.";
 
@@ -52,10 +52,10 @@ export const SnapshotCopy = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = SnapshotCopyInputs.parse(passInputs(news));
+    const k = SnapshotCopyInputs.parse(programInputs(news));
     const e = engine();
     if (e.getSnapshot(k.sourceSnapshotId).encrypted) throw refusal(ErrorCodes.EncryptedCrossRegionCopy, "S4", S4_REASON.slice(4));
-    const s = e.copySnapshot({ snapshotId: k.sourceSnapshotId, destinationRegion: k.destinationRegion, ...(k.name !== undefined ? { name: k.name } : {}) });
+    const s = ownedCreate(e, news, () => e.copySnapshot({ snapshotId: k.sourceSnapshotId, destinationRegion: k.destinationRegion, ...(k.name !== undefined ? { name: k.name } : {}) }), (x) => x.snapshotId);
     return { id: s.snapshotId, outs: outs(s, k) };
   },
 
