@@ -6,6 +6,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { Attachment as EngineAttachment, Engine } from "../../engine/types";
 import { AttachmentInputs, AttachmentOutputs } from "../../schemas/attachment";
 import { engine, existingEngine } from "../context";
+import { plannedDiskSize, plannedDiskZone } from "../plan";
 import { compact, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, ownerOf, Props, same, validate } from "./common";
 
 function outs(a: EngineAttachment, stated: Props): AttachmentOutputs {
@@ -38,6 +39,21 @@ export const Attachment = {
   async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(AttachmentInputs, news);
     const e = existingEngine();
+    // The disk is being replaced (its id is unknown until then) in another zone, and this
+    // attachment stays on a known instance: the replacement could never be attached there (C1),
+    // and an up would make the new disk and then fail. Refuse now, before anything changes.
+    if (e && isUnknown(news.diskId) && typeof olds?.diskId === "string" && k.instanceId !== undefined) {
+      const planned = plannedDiskZone(olds.diskId);
+      const i = planned ? lookup(() => e.findInstance(k.instanceId as string)) : undefined;
+      if (planned && i && i.zone !== planned.to)
+        failures.push({
+          property: "diskId",
+          reason:
+            `C1: ${olds.diskId} would be replaced by a disk in ${planned.to} (its zone changes from ${planned.from}), but this attachment keeps it on ${i.instanceId} in ${i.zone}, ` +
+            `and a disk attaches only to an instance of its own zone. Keep the disk's zone, or attach it to an instance in ${planned.to} in the same change ` +
+            `(to move the data, migrate it to a new disk in ${planned.to} with sourceDiskId, M1).`,
+        });
+    }
     if (e && k.diskId !== undefined && k.instanceId !== undefined) {
       const d = lookup(() => e.findDisk(k.diskId as string));
       const i = lookup(() => e.findInstance(k.instanceId as string));
@@ -64,7 +80,12 @@ export const Attachment = {
     for (const key of ["diskId", "instanceId"]) if (isUnknown(news[key]) || !same(news[key], olds[key])) replaces.push(key);
     // A stated capacity that changes re-attaches (L6); dropping the input changes nothing.
     if (news.expectedCapacityGb !== undefined && (isUnknown(news.expectedCapacityGb) || news.expectedCapacityGb !== olds.expectedCapacityGb)) replaces.push("expectedCapacityGb");
-    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
+    // The disk grows in this deployment (its diff ran first): the attachment's outputs change
+    // with it (diskSizeGb, and reattachRequired for an encrypted disk, L6), so it is updated
+    // after the disk and its outputs are true right after this up, not only after a refresh.
+    const grows = typeof olds.diskId === "string" ? plannedDiskSize(olds.diskId) : undefined;
+    const outputsChange = grows !== undefined && grows !== olds.diskSizeGb;
+    return { changes: replaces.length > 0 || outputsChange, replaces, deleteBeforeReplace: replaces.length > 0 };
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {

@@ -7,6 +7,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { UNKNOWN } from "../../schemas/common";
 import { isEngineError } from "../../engine";
 import type { Engine } from "../../engine/types";
+import { warn } from "../log";
 
 export type Props = Record<string, unknown>;
 export const PROVIDER_KEY = "__provider";
@@ -143,7 +144,10 @@ export function compact<T extends Props>(o: T): T {
   return out as T;
 }
 
-/** Write a diagnostic line: the Pulumi CLI shows a provider's stderr lines in its output. */
-export function notice(message: string): void {
-  process.stderr.write(`${message}\n`);
+/**
+ * A warning about the resource whose inputs are `news`: on that resource's line of the Pulumi
+ * CLI when the inputs carry its URN, else on stderr (which the CLI shows on the stack's line).
+ */
+export function notice(message: string, news?: Props): Promise<void> {
+  return warn(message, ownerOf(news));
 }

@@ -14,6 +14,7 @@ import type { Disk, DiskType, Engine } from "../../engine/types";
 import { EncryptedDiskInputs, EncryptedDiskOutputs } from "../../schemas/encryptedDisk";
 import { regionOfZone } from "../../engine";
 import { engine, existingEngine } from "../context";
+import { planDiskGrowth, planDiskReplacement } from "../plan";
 import { compact, failureFrom, isNotFound, isUnknown, lookup, notice, passInputs, programInputs, ownedCreate, ownerOf, Props, refusal, same, validate } from "./common";
 
 type In = EncryptedDiskInputs;
@@ -32,6 +33,16 @@ export function conversionReason(wasEncrypted: boolean): string {
         "Keep `encrypt: true` here; to get the data onto a plain disk (M1), declare a new EncryptedDisk with `sourceDiskId` set to this disk's `diskId` and `encrypt: false`, then remove this one."
     : "L4: an existing non-encrypted disk cannot be converted into an encrypted one (it would also not be replaced: that would destroy its data). " +
         "Keep `encrypt: false` here; to encrypt the data (M1), declare a new EncryptedDisk with `sourceDiskId` set to this disk's `diskId` and `encrypt: true`, then remove this one.";
+}
+
+/** What a replacement of a disk holding data destroys, and how to keep the data. */
+export function dataLossWarning(d: Disk, replaces: readonly string[]): string {
+  const written = d.usedBytes >= 2 ** 20 ? `${(d.usedBytes / 2 ** 20).toFixed(1)} MiB` : d.usedBytes >= 1024 ? `${(d.usedBytes / 1024).toFixed(0)} KiB` : `${d.usedBytes} bytes`;
+  return (
+    `${d.diskId} will be REPLACED (${replaces.join(", ")} changed): the replacement is a new disk, and ${d.diskId} is deleted with the ${written} written to it. ` +
+    `To keep the data, keep ${replaces.join(", ")} as it is and copy the disk first: declare a new EncryptedDisk with \`sourceDiskId: "${d.diskId}"\` (M1 migration, with the new ` +
+    `${replaces.join(", ")}), or from a Snapshot of it with \`snapshotId\` (C2); move the Attachment to it, then remove this disk.`
+  );
 }
 
 function shrinkReason(from: number, to: number): string {
@@ -196,33 +207,41 @@ export const EncryptedDisk = {
       if (isUnknown(news.encrypt)) changes = true;
       else if (news.encrypt !== olds.encrypted) {
         changes = true;
-        notice(`${id}: this change will be refused: ${conversionReason(olds.encrypted === true)}`);
+        await notice(`${id}: this change will be refused: ${conversionReason(olds.encrypted === true)}`, news);
       }
     }
     if (stated("sizeGb")) {
       if (isUnknown(news.sizeGb)) changes = true;
       else if (typeof olds.sizeGb === "number" && (news.sizeGb as number) < olds.sizeGb) {
         changes = true;
-        notice(`${id}: this change will be refused: ${shrinkReason(olds.sizeGb, news.sizeGb as number)}`);
+        await notice(`${id}: this change will be refused: ${shrinkReason(olds.sizeGb, news.sizeGb as number)}`, news);
       }
       else if (news.sizeGb !== olds.sizeGb) {
         changes = true;
         const d = lookup(() => existingEngine()?.findDisk(id));
+        if (d?.attachmentId && replaces.length === 0) planDiskGrowth(id, news.sizeGb as number);
         if (d?.encrypted && d.attachmentId && replaces.length === 0)
-          notice(`L6: ${id} is encrypted and attached to ${d.instanceId}: after growing to ${String(news.sizeGb)} GB the instance sees the new size only after a detach and attach (replace its Attachment, e.g. by changing expectedCapacityGb).`);
+          await notice(`L6: ${id} is encrypted and attached to ${d.instanceId}: after growing to ${String(news.sizeGb)} GB the instance sees the new size only after a detach and attach (replace its Attachment, e.g. by changing expectedCapacityGb).`, news);
       }
     }
     if (stated("restoreSnapshotId") && differs("restoreSnapshotId")) {
       changes = true;
       if (!isUnknown(news.restoreSnapshotId) && replaces.length === 0) {
         const s = lookup(() => existingEngine()?.findSnapshot(news.restoreSnapshotId as string));
-        if (s && s.diskId !== id) notice(`${id}: this change will be refused: ${s.snapshotId} was taken from ${s.diskId}, not from ${id}; a disk rolls back only to its own snapshots.`);
+        if (s && s.diskId !== id) await notice(`${id}: this change will be refused: ${s.snapshotId} was taken from ${s.diskId}, not from ${id}; a disk rolls back only to its own snapshots.`, news);
       }
     }
     // Forgetting the last rollback clears the record, so the same snapshot can be applied again later.
     if (!stated("restoreSnapshotId") && olds.restoreSnapshotId !== undefined) changes = true;
     if (differs("name") || differs("tags")) changes = true;
 
+    if (replaces.length > 0) {
+      const d = lookup(() => existingEngine()?.findDisk(id));
+      // A zone change the disk's attachment must follow: dependents check it (plan.ts).
+      if (d && replaces.includes("zone") && typeof news.zone === "string" && !isUnknown(news.zone)) planDiskReplacement(id, d.zone, news.zone);
+      // P-rules: nobody loses data without being told.
+      if (d && d.usedBytes > 0) await notice(dataLossWarning(d, replaces), news);
+    }
     return { changes: changes || replaces.length > 0, replaces, deleteBeforeReplace: false };
   },
 
@@ -286,7 +305,7 @@ export const EncryptedDisk = {
     if (k.sizeGb !== undefined && k.sizeGb !== d.sizeGb) {
       d = e.resizeDisk(id, k.sizeGb);
       if (d.encrypted && d.attachmentId)
-        notice(`L6: ${id} grew to ${d.sizeGb} GB while attached to ${d.instanceId}: the instance sees the new size only after a detach and attach.`);
+        await notice(`L6: ${id} grew to ${d.sizeGb} GB while attached to ${d.instanceId}: the instance sees the new size only after a detach and attach.`, news);
     }
     if ((k.name !== undefined && k.name !== d.name) || (k.tags !== undefined && !same(k.tags, d.tags))) d = e.renameDisk(id, k.name ?? d.name, k.tags ?? d.tags);
     return { outs: outs(d, k, e) };

@@ -53,7 +53,7 @@ export const Snapshot = {
     let changes = replaces.length > 0;
     // Never throws (diff also runs during refresh): update refuses through the engine.
     if (news.encrypt !== undefined && !isUnknown(news.encrypt) && replaces.length === 0 && news.encrypt !== olds.encrypted)
-      notice(`${String(olds.snapshotId)}: this change will be refused: ${snapshotConversionReason(olds.encrypted === true)}`);
+      await notice(`${String(olds.snapshotId)}: this change will be refused: ${snapshotConversionReason(olds.encrypted === true)}`, news);
     if (news.encrypt !== olds.encrypt) changes = true; // the recorded assertion changes, nothing else
     return { changes, replaces, deleteBeforeReplace: false };
   },
