@@ -57,7 +57,9 @@ function need(args: string[], n: number, usage: string): void {
 /**
  * From `pulumi stack export` output: the owner prefix of the stack's resources
  * (`urn:pulumi:STACK::PROJECT::`, taken from the URNs or from --project/--stack) and the ids
- * its state holds (live resources, resources pending deletion, and pending operations).
+ * its state holds (live resources and resources pending deletion). A pending *create* of an
+ * interrupted update may carry an id, but Pulumi does not manage it (the next up creates the
+ * resource again): it is an orphan, so pending operations never protect an id.
  */
 function stateOfExport(doc: unknown, project?: string, stack?: string): { ownerPrefix: string; ids: Set<string> } {
   const d = (doc as { deployment?: unknown })?.deployment ?? doc;
@@ -65,7 +67,7 @@ function stateOfExport(doc: unknown, project?: string, stack?: string): { ownerP
   const pending = ((d as { pending_operations?: unknown })?.pending_operations ?? []) as Array<{ resource?: { urn?: string; id?: string } }>;
   if (!Array.isArray(resources)) throw new Error("not the output of `pulumi stack export`: no deployment.resources list");
   const all = [...resources, ...(Array.isArray(pending) ? pending.map((p) => p.resource ?? {}) : [])];
-  const ids = new Set(all.map((r) => r.id).filter((id): id is string => typeof id === "string" && id.length > 0));
+  const ids = new Set(resources.map((r) => r.id).filter((id): id is string => typeof id === "string" && id.length > 0));
   let prefix: string | undefined;
   if (project !== undefined || stack !== undefined) {
     if (project === undefined || stack === undefined) throw new Error("give both --project and --stack, or neither");
