@@ -6,8 +6,21 @@
  * (a replaced disk's `diskId` is unknown at preview).
  *
  * Today: the zone a replaced disk will have (an attachment that stays cannot follow it: C1),
- * and the size an attached disk grows to (its attachment's outputs change with it: L6).
+ * the region a snapshot replaced with its disk will have (an Image mixes regions, a
+ * SnapshotCopy's destination becomes its own region), and the size an attached disk grows to
+ * (its attachment's outputs change with it: L6).
  */
+const replacedSnapshotRegions = new Map<string, { from: string; to: string }>();
+
+/** The snapshot `snapshotId` is replaced by one taken in region `to`. */
+export function planSnapshotReplacement(snapshotId: string, from: string, to: string): void {
+  replacedSnapshotRegions.set(snapshotId, { from, to });
+}
+
+/** The region change planned for `snapshotId` in this deployment, if any. */
+export function plannedSnapshotRegion(snapshotId: string): { from: string; to: string } | undefined {
+  return replacedSnapshotRegions.get(snapshotId);
+}
 const replacedDiskZones = new Map<string, { from: string; to: string }>();
 const grownDisks = new Map<string, number>();
 

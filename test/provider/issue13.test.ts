@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { main } from "../../provider/engine/cli/main";
 import { ErrorCodes, Refusals } from "../../provider/engine";
-import { attachments, disks, instances, kms, reasons, sandbox, Sandbox, stderrOf, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
+import { attachments, disks, images, instances, kms, reasons, sandbox, Sandbox, snapshotCopies, snapshots, stderrOf, UNKNOWN, ZONE, OTHER_ZONE } from "./helpers";
 
 let sb: Sandbox;
 beforeEach(() => {
@@ -149,4 +149,23 @@ test("13.5: K5/O3: a kmsKeyId input is refused with the engine's words: the CMK 
   expect(Refusals.cmkNotChoosable).toMatch(/service-managed.*K5\/O3/);
   await kms.create({});
   expect(() => sb.engine().createDisk({ zone: ZONE, sizeGb: 10, kmsKeyId: "my-key" } as never)).toThrow(expect.objectContaining({ code: ErrorCodes.ServiceManagedKey, message: expect.stringContaining(Refusals.cmkNotChoosable) }));
+});
+
+test("13.2: a disk replaced into another region replaces its snapshot there: an Image mixing regions and a SnapshotCopy into that region are refused at check", async () => {
+  const a = await disks.up({ zone: ZONE, sizeGb: 10, encrypt: false });
+  const b = await disks.up({ zone: ZONE, sizeGb: 10, encrypt: false });
+  const sa = await snapshots.up({ diskId: a.id });
+  const sb2 = await snapshots.up({ diskId: b.id });
+  const imageInputs = { name: "both", snapshotIds: [sa.id, sb2.id] };
+  const copyInputs = { sourceSnapshotId: sa.id, destinationRegion: "ap-shanghai" };
+  // Nothing planned yet: both fine.
+  expect((await images.check(imageInputs, { name: "both", snapshotIds: [UNKNOWN, sb2.id] })).failures).toEqual([]);
+  expect((await snapshotCopies.check(copyInputs, { ...copyInputs, sourceSnapshotId: UNKNOWN })).failures).toEqual([]);
+
+  expect((await disks.diff(a.id, a.outs, { zone: "ap-shanghai-2", sizeGb: 10, encrypt: false })).replaces).toEqual(["zone"]);
+  expect((await snapshots.diff(sa.id, sa.outs, { diskId: UNKNOWN })).replaces).toEqual(["diskId"]);
+  expect(reasons(await images.check(imageInputs, { name: "both", snapshotIds: [UNKNOWN, sb2.id] }), "snapshotIds")[0]).toMatch(/ap-guangzhou and ap-shanghai.*one region only/);
+  expect(reasons(await snapshotCopies.check(copyInputs, { ...copyInputs, sourceSnapshotId: UNKNOWN }), "destinationRegion")[0]).toMatch(new RegExp(`${sa.id} would be replaced by a snapshot in ap-shanghai`));
+  // A copy elsewhere stays possible.
+  expect((await snapshotCopies.check({ ...copyInputs, destinationRegion: "ap-guangzhou" }, { sourceSnapshotId: UNKNOWN, destinationRegion: "ap-guangzhou" })).failures).toEqual([]);
 });

@@ -4,6 +4,8 @@ import { ErrorCodes } from "../../engine";
 import type { Engine, Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotInputs, SnapshotOutputs } from "../../schemas/snapshot";
 import { engine, existingEngine } from "../context";
+import { regionOfZone } from "../../engine";
+import { plannedDiskZone, planSnapshotReplacement } from "../plan";
 import { compact, isNotFound, isUnknown, lookup, notice, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 export function snapshotConversionReason(isEncrypted: boolean): string {
@@ -47,10 +49,13 @@ export const Snapshot = {
     return { inputs: passInputs(news), failures };
   },
 
-  async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
+  async diff(id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
     const replaces: string[] = [];
     for (const key of ["diskId", "name"]) if (news[key] !== undefined && (isUnknown(news[key]) || !same(news[key], olds[key]))) replaces.push(key);
     let changes = replaces.length > 0;
+    // Replaced with its disk, which moves to another region: Images and SnapshotCopies of it check that (plan.ts).
+    const moved = isUnknown(news.diskId) && typeof olds.diskId === "string" ? plannedDiskZone(olds.diskId) : undefined;
+    if (moved && typeof olds.region === "string" && regionOfZone(moved.to) !== olds.region) planSnapshotReplacement(id, olds.region, regionOfZone(moved.to));
     // Never throws (diff also runs during refresh): update refuses through the engine.
     if (news.encrypt !== undefined && !isUnknown(news.encrypt) && replaces.length === 0 && news.encrypt !== olds.encrypted)
       await notice(`${String(olds.snapshotId)}: this change will be refused: ${snapshotConversionReason(olds.encrypted === true)}`, news);

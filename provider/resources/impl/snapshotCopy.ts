@@ -5,6 +5,7 @@ import type { Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../../schemas/snapshotCopy";
 import { assertRegion } from "../../engine";
 import { engine, existingEngine } from "../context";
+import { plannedSnapshotRegion } from "../plan";
 import { failureFrom, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 const S4_REASON = "S4: encrypted snapshots cannot be copied across regions. Copy only snapshots of non-encrypted disks; an encrypted disk's data stays in its region.";
@@ -24,9 +25,16 @@ function outs(s: EngineSnapshot, stated: Props): SnapshotCopyOutputs {
 }
 
 export const SnapshotCopy = {
-  async check(_olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
+  async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(SnapshotCopyInputs, news);
     const e = existingEngine();
+    // The source is replaced with its disk into another region (plan.ts): a copy into that very region cannot be made.
+    const moved = isUnknown(news.sourceSnapshotId) && typeof olds?.sourceSnapshotId === "string" ? plannedSnapshotRegion(olds.sourceSnapshotId) : undefined;
+    if (moved && k.destinationRegion === moved.to)
+      failures.push({
+        property: "destinationRegion",
+        reason: `${olds.sourceSnapshotId} would be replaced by a snapshot in ${moved.to} (its disk moves there), which is this copy's destinationRegion: a snapshot is copied only to another region. Keep the disk's zone, or change destinationRegion.`,
+      });
     if (e && k.sourceSnapshotId !== undefined) {
       const s = lookup(() => e.findSnapshot(k.sourceSnapshotId as string));
       if (!s) failures.push({ property: "sourceSnapshotId", reason: `snapshot ${k.sourceSnapshotId} does not exist.` });
