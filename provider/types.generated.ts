@@ -75,6 +75,8 @@ export interface EncryptedDiskArgs {
   adoptDiskId?: pulumi.Input<string>;
   /** Roll the disk back to this snapshot of itself (ApplySnapshot). Applied whenever the value changes on an existing disk; refused while the disk is attached (detach it first) and when the snapshot was taken from another disk. Not accepted on a new disk: use `snapshotId` to create a disk from a snapshot. Removing it changes nothing; to roll back to the same snapshot again, remove it, `pulumi up`, then set it again. */
   restoreSnapshotId?: pulumi.Input<string>;
+  /** The account id of a KmsAuthorization (`kms.accountId`): passing it makes Pulumi create the authorization before this disk (O2: encrypted disks need KMS authorized), with no `dependsOn`. Only orders the deployment; changing or removing it changes nothing. */
+  kmsAuthorization?: pulumi.Input<string>;
   /** Display name of the disk (default: the Pulumi resource name, for a disk created without one). Changing it is an in-place update. */
   name?: pulumi.Input<string>;
   /** Key/value tags. Changing them is an in-place update. */

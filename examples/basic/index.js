@@ -10,14 +10,15 @@ const dataSizeGb = config.getNumber("dataSizeGb") || 20;
 // Try `pulumi config set encryptData false` after the first up: the preview refuses it (L5).
 const encryptData = config.getBoolean("encryptData") ?? true;
 
-// O2: KMS must be authorized before the account's first encrypted disk.
+// O2: KMS must be authorized before the account's first encrypted disk. Passing its id as the
+// disk's `kmsAuthorization` input makes Pulumi create it first (no dependsOn needed).
 const kms = new encdisk.KmsAuthorization("kms");
 
 const web = new encdisk.Instance("web", { zone, instanceType: "S5.MEDIUM4", name: "web" });
 
 // Encrypted (the default too). Growing dataSizeGb later is an in-place update; changing
 // encryptData on the existing disk is refused at preview (L4/L5), never a replacement.
-const data = new encdisk.EncryptedDisk("data", { zone, sizeGb: dataSizeGb, encrypt: encryptData, name: "data", tags: { app: "basic" } }, { dependsOn: [kms] });
+const data = new encdisk.EncryptedDisk("data", { zone, sizeGb: dataSizeGb, encrypt: encryptData, name: "data", tags: { app: "basic" }, kmsAuthorization: kms.accountId });
 
 // L6: after the disk grows, the instance keeps seeing the old capacity (output capacityGb,
 // `encdisk attachments`: REATTACH) until the disk is detached and attached again. To re-attach,

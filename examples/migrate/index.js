@@ -26,8 +26,8 @@ if (!retirePlain) {
 // disk is retired, sourceDiskId is dropped: removing it changes nothing on this disk.
 const secure = new encdisk.EncryptedDisk(
   "secure",
-  { zone, encrypt: true, name: "secure", ...(plain ? { sourceDiskId: plain.diskId } : {}) },
-  { dependsOn: seeded ? [kms, seeded] : [kms] },
+  { zone, encrypt: true, name: "secure", kmsAuthorization: kms.accountId, ...(plain ? { sourceDiskId: plain.diskId } : {}) },
+  { dependsOn: seeded ? [seeded] : [] },
 );
 
 let secureOnApp;

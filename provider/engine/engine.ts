@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { BlockStore, StaleRead, UNIT, type Owner } from "./blockstore/blockstore";
-import { EngineError, ErrorCodes, isDiskFull, needs, type RuleId } from "./errors";
+import { EngineError, ErrorCodes, isDiskFull, needs, Refusals, type RuleId } from "./errors";
 import { show } from "./format";
 import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geography";
 import { newId, nowIso } from "./ids";
@@ -36,6 +36,7 @@ import {
   type KmsKey,
   type KmsUsage,
   type MigrateProgress,
+  type OwnedResource,
   type Region,
   type Snapshot,
 } from "./types";
@@ -514,7 +515,7 @@ class LocalEngine implements Engine {
   /** O2: encrypted disks need KMS authorized for the account. */
   private requireKmsAuthorized(): void {
     const a = this.sql("SELECT kms_authorized FROM account WHERE id = 1").get() as { kms_authorized: number };
-    needs(a.kms_authorized, ErrorCodes.KmsNotAuthorized, "KMS is not authorized for this account, so encrypted disks cannot be created yet; authorize it first (encdisk authorize-kms, or declare a KmsAuthorization resource)", { rule: "O2" });
+    needs(a.kms_authorized, ErrorCodes.KmsNotAuthorized, Refusals.kmsNotAuthorized, { rule: "O2" });
   }
 
   /** B2/B3: records one KMS call in the audit log and charges it; refuses (changing nothing) when the balance does not cover it. */
@@ -737,7 +738,7 @@ class LocalEngine implements Engine {
     needs(
       (input as { kmsKeyId?: unknown }).kmsKeyId === undefined,
       ErrorCodes.ServiceManagedKey,
-      "the disk-encryption CMK cannot be specified: every encrypted disk of a region uses the CMK the service created there (list it with: encdisk keys); remove kmsKeyId",
+      Refusals.cmkNotChoosable,
       { rule: "O3", property: "kmsKeyId" },
     );
     if (input.snapshotId !== undefined && input.snapshotId !== null) checkId(input.snapshotId, "snap", "snapshotId", ErrorCodes.SnapshotNotFound);
@@ -1480,6 +1481,45 @@ class LocalEngine implements Engine {
 
   // ---- verification -------------------------------------------------------------------------------
 
+  // ---- owners (tags naming who created a resource, as real clouds carry them) ------------
+
+  owned<T>(owner: string, make: () => T, idOf: (made: T) => string): T {
+    checkOwner(owner);
+    return this.run(() => {
+      const made = make();
+      this.recordOwner(idOf(made), owner);
+      return made;
+    });
+  }
+
+  setOwner(resourceId: string, owner: string): void {
+    checkOwner(owner);
+    this.run(() => this.recordOwner(resourceId, owner));
+  }
+
+  private recordOwner(resourceId: string, owner: string): void {
+    this.sql("INSERT OR REPLACE INTO owners (resource_id, owner, created_at) VALUES (?, ?, ?)").run(resourceId, owner, nowIso());
+  }
+
+  listOwned(ownerPrefix = ""): OwnedResource[] {
+    return this.view(() => {
+      const rows = this.sql("SELECT resource_id, owner, created_at FROM owners WHERE substr(owner, 1, ?) = ? ORDER BY created_at, resource_id").all(ownerPrefix.length, ownerPrefix) as Array<{ resource_id: string; owner: string; created_at: string }>;
+      const exists: Record<OwnedResource["kind"], (id: string) => boolean> = {
+        disk: (id) => this.sql("SELECT 1 FROM disks WHERE disk_id = ?").get(id) !== undefined,
+        snapshot: (id) => this.sql("SELECT 1 FROM snapshots WHERE snapshot_id = ?").get(id) !== undefined,
+        instance: (id) => this.sql("SELECT 1 FROM instances WHERE instance_id = ?").get(id) !== undefined,
+        attachment: (id) => this.sql("SELECT 1 FROM attachments WHERE attachment_id = ?").get(id) !== undefined,
+        image: (id) => this.sql("SELECT 1 FROM images WHERE image_id = ?").get(id) !== undefined,
+      };
+      const out: OwnedResource[] = [];
+      for (const r of rows) {
+        const kind = kindOfId(r.resource_id);
+        if (kind && exists[kind](r.resource_id)) out.push({ resourceId: r.resource_id, kind, owner: r.owner, createdAt: r.created_at });
+      }
+      return out;
+    });
+  }
+
   verifyNoKeyMaterial(): { filesScanned: number; bytesScanned: number; findings: string[] } {
     const lineages = this.view(() => this.sql("SELECT lineage_id, region, encrypted FROM lineages").all() as { lineage_id: string; region: string; encrypted: number }[]);
     const secrets = this.kms.allSecrets(lineages);
@@ -1619,4 +1659,14 @@ function scanFile(file: string, secrets: { label: string; bytes: Buffer }[], fin
     fs.closeSync(fd);
   }
   return total;
+}
+
+const ID_KINDS: Record<string, OwnedResource["kind"]> = { disk: "disk", snap: "snapshot", ins: "instance", att: "attachment", img: "image" };
+
+function kindOfId(id: string): OwnedResource["kind"] | undefined {
+  return ID_KINDS[id.slice(0, id.indexOf("-"))];
+}
+
+function checkOwner(owner: unknown): void {
+  needs(typeof owner === "string" && owner.length > 0 && owner.length <= 1024, ErrorCodes.InvalidParameterValue, `an owner is a string of 1 to 1024 characters (e.g. a Pulumi URN), got ${show(owner)}`, { property: "owner" });
 }

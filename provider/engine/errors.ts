@@ -70,6 +70,20 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/**
+ * Refusal texts that more than the engine's own check show (the provider's preview refuses
+ * with the same words): one source for each.
+ */
+export const Refusals = {
+  /** O2: the account has not authorized KMS. */
+  kmsNotAuthorized:
+    "KMS is not authorized for this account, so encrypted disks cannot be created yet. Authorize it first: `encdisk authorize-kms`, or in a Pulumi program declare " +
+    "`const kms = new KmsAuthorization(\"kms\")` and pass `kmsAuthorization: kms.accountId` to every encrypted EncryptedDisk (Pulumi then creates the authorization first; `dependsOn: [kms]` does the same)",
+  /** K5/O3: the CMK that encrypts disks is the service's own. */
+  cmkNotChoosable:
+    "the disk-encryption CMK is service-managed and cannot be specified (K5/O3): every encrypted disk of a region uses the CMK the service created there (list it with: encdisk keys); remove kmsKeyId",
+} as const;
+
 /** Spec rule IDs an error can name. */
 export type RuleId =
   | "K1" | "K2" | "K3" | "K4" | "K5"

@@ -208,6 +208,15 @@ export interface EngineOptions {
   nbdAddress?: string;
 }
 
+/** A resource with an owner tag (see Engine.owned). */
+export interface OwnedResource {
+  resourceId: string;
+  kind: "disk" | "snapshot" | "instance" | "attachment" | "image";
+  /** Who created it: for the Pulumi provider, the resource's URN. */
+  owner: string;
+  createdAt: string;
+}
+
 export interface Engine {
   readonly dir: string;
   close(): void;
@@ -293,6 +302,14 @@ export interface Engine {
   flush(attachmentId: string): void;
   /** Release (zero) every working key and cached plaintext this process holds. Called by servers when the last client leaves. */
   releaseKeys(): void;
+
+  // Owner tags
+  /** Runs `make` (a create) and tags what it made with `owner`, in one transaction: both or neither. */
+  owned<T>(owner: string, make: () => T, idOf: (made: T) => string): T;
+  /** Tags an existing resource with `owner` (for creates that run several transactions, e.g. migrateDisk). */
+  setOwner(resourceId: string, owner: string): void;
+  /** Existing resources whose owner starts with `ownerPrefix`, oldest first. */
+  listOwned(ownerPrefix?: string): OwnedResource[];
 
   // Images (S3, S4)
   createImage(input: { name: string; snapshotIds: string[]; clientToken?: string }): Image;

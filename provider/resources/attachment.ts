@@ -23,7 +23,7 @@ export interface Attachment extends OutputsOf<AttachmentOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Attachment extends pulumi.dynamic.Resource {
   constructor(name: string, args: AttachmentArgs, opts?: pulumi.CustomResourceOptions) {
-    super(AttachmentProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Attachment");
+    super(AttachmentProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "Attachment", name, opts }), opts, "encdisk", "Attachment");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `attachmentId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

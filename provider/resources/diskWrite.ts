@@ -21,7 +21,7 @@ export interface DiskWrite extends OutputsOf<DiskWriteOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DiskWrite extends pulumi.dynamic.Resource {
   constructor(name: string, args: DiskWriteArgs, opts?: pulumi.CustomResourceOptions) {
-    super(DiskWriteProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "DiskWrite");
+    super(DiskWriteProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "DiskWrite", name, opts }), opts, "encdisk", "DiskWrite");
   }
 
   /** Look up an existing DiskWrite by id without managing it (read-only; never deleted by this stack). */

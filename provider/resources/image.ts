@@ -23,7 +23,7 @@ export interface Image extends OutputsOf<ImageOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Image extends pulumi.dynamic.Resource {
   constructor(name: string, args: ImageArgs, opts?: pulumi.CustomResourceOptions) {
-    super(ImageProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "Image");
+    super(ImageProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "Image", name, opts }), opts, "encdisk", "Image");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `imageId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

@@ -23,7 +23,7 @@ export interface Instance extends OutputsOf<InstanceOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Instance extends pulumi.dynamic.Resource {
   constructor(name: string, args: InstanceArgs, opts?: pulumi.CustomResourceOptions) {
-    super(InstanceProvider, name, propsWithOutputs(args, OUTPUT_KEYS, name), opts, "encdisk", "Instance");
+    super(InstanceProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "Instance", name, opts, named: true }), opts, "encdisk", "Instance");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `instanceId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

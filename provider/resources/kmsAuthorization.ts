@@ -23,7 +23,7 @@ export interface KmsAuthorization extends OutputsOf<KmsAuthorizationOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class KmsAuthorization extends pulumi.dynamic.Resource {
   constructor(name: string, args: KmsAuthorizationArgs = {}, opts?: pulumi.CustomResourceOptions) {
-    super(KmsAuthorizationProvider, name, propsWithOutputs(args, OUTPUT_KEYS), opts, "encdisk", "KmsAuthorization");
+    super(KmsAuthorizationProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "KmsAuthorization", name, opts }), opts, "encdisk", "KmsAuthorization");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `accountId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

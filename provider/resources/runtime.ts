@@ -7,6 +7,8 @@
 import { isEngineError } from "../engine";
 import { configure as configureContext, ConfigLike } from "./context";
 import { IMPLEMENTATIONS } from "./impl";
+import type { Props } from "./impl/common";
+import { withDetailedDiff } from "./detailedDiff";
 
 export { currentSettings, engine, reset } from "./context";
 export type { ConfigLike } from "./context";
@@ -27,7 +29,9 @@ export async function hook(resource: string, op: string, args: unknown[]): Promi
   const fn = impl[op];
   if (typeof fn !== "function") throw new Error(`pulumi-encdisk: ${resource} has no ${op} operation`);
   try {
-    return await (fn as (...a: unknown[]) => unknown).apply(impl, args);
+    const result = await (fn as (...a: unknown[]) => unknown).apply(impl, args);
+    if (op === "diff" && result && typeof result === "object") return withDetailedDiff(result as { replaces?: string[] }, args[1] as Props, args[2] as Props);
+    return result;
   } catch (e) {
     throw asPlainError(e);
   }

@@ -23,7 +23,7 @@ export interface Snapshot extends OutputsOf<SnapshotOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Snapshot extends pulumi.dynamic.Resource {
   constructor(name: string, args: SnapshotArgs, opts?: pulumi.CustomResourceOptions) {
-    super(SnapshotProvider, name, propsWithOutputs(args, OUTPUT_KEYS, name), opts, "encdisk", "Snapshot");
+    super(SnapshotProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "Snapshot", name, opts, named: true }), opts, "encdisk", "Snapshot");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `snapshotId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

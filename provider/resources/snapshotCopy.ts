@@ -23,7 +23,7 @@ export interface SnapshotCopy extends OutputsOf<SnapshotCopyOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class SnapshotCopy extends pulumi.dynamic.Resource {
   constructor(name: string, args: SnapshotCopyArgs, opts?: pulumi.CustomResourceOptions) {
-    super(SnapshotCopyProvider, name, propsWithOutputs(args, OUTPUT_KEYS, name), opts, "encdisk", "SnapshotCopy");
+    super(SnapshotCopyProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "SnapshotCopy", name, opts, named: true }), opts, "encdisk", "SnapshotCopy");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `snapshotId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

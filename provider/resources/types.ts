@@ -1,5 +1,5 @@
 /** Typing a resource class from its plain output interface (provider/types.generated.ts). */
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import { name as nameSchema } from "../schemas/common";
 
 /** Resource outputs: every output property as an `Output`. */
@@ -15,14 +15,18 @@ export const DEFAULT_NAME_KEY = "__defaultName";
 const MAX_NAME = nameSchema.maxLength ?? undefined;
 
 /**
- * The props bag a dynamic resource registers: its inputs plus every output key left open;
- * with `defaultName` (the resource name, for resources with a `name` input) and no `name`
- * stated, also the default name.
+ * The props bag a dynamic resource registers: its inputs plus every output key left open, and,
+ * given `owner` (the resource's type and name), its URN under `__owner` (see OWNER_KEY in
+ * impl/common). With `owner.named` (resources with a `name` input) and no `name` stated, also
+ * the default name.
  */
-export function propsWithOutputs(args: object, outputKeys: readonly string[], defaultName?: string): Record<string, unknown> {
+export function propsWithOutputs(args: object, outputKeys: readonly string[], owner?: { type: string; name: string; opts?: pulumi.CustomResourceOptions; named?: boolean }): Record<string, unknown> {
   const props: Record<string, unknown> = {};
   for (const k of outputKeys) props[k] = undefined;
   for (const [k, v] of Object.entries(args ?? {})) if (v !== undefined) props[k] = v;
-  if (defaultName !== undefined && props.name === undefined) props[DEFAULT_NAME_KEY] = defaultName.slice(0, MAX_NAME);
+  if (owner?.named && props.name === undefined) props[DEFAULT_NAME_KEY] = owner.name.slice(0, MAX_NAME);
+  // The URN Pulumi gives the resource (parents included), known at preview: createUrn builds it
+  // the way the engine does. A read-only `get` owns nothing.
+  if (owner && owner.opts?.id === undefined) props.__owner = pulumi.createUrn(owner.name, `pulumi-nodejs:dynamic/encdisk:${owner.type}`, owner.opts?.parent);
   return props;
 }

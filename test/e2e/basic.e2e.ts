@@ -115,17 +115,25 @@ step("P3: preview --expect-no-changes passes right after up", async () => {
 step("L6: growing sizeGb previews and applies as one in-place update; the attachment keeps the old capacity", async () => {
   await s.config("dataSizeGb", "30");
   const p = await s.previewJson();
-  // P3: the preview tells the truth: only the disk changes, nothing is replaced.
-  expect(opsByName(p)).toEqual({ data: "update" });
-  expect(p.changeSummary).toEqual({ update: 1, same: 6 });
+  // P3: the preview tells the truth: the disk grows in place, nothing is replaced; the
+  // attachment's outputs (diskSizeGb, reattachRequired) change with it (issue 13.5), so it is
+  // an update too, after the disk.
+  expect(opsByName(p)).toEqual({ data: "update", "data-on-web": "update" });
+  expect(p.changeSummary).toEqual({ update: 2, same: 5 });
   expect(JSON.stringify(p.diagnostics ?? [])).toMatch(/L6: .*detach and attach/);
-  // The dynamic-provider host reports no detailed diff; the CLI names the changed input.
+  // The CLI names the changed input; the L6 warning sits on the disk's own line.
   const text = await s.pulumi(["preview"]);
-  expect(stepLines(text.stdout).map((l) => l.trim())).toEqual(["~  pulumi-nodejs:dynamic/encdisk:EncryptedDisk data update [diff: ~sizeGb]"]);
+  const lines = stepLines(text.stdout).map((l) => l.trim());
+  expect(lines.filter((l) => l.startsWith("~ ")).map((l) => l.replace(/; warning: .*/, ""))).toEqual([
+    "~  pulumi-nodejs:dynamic/encdisk:EncryptedDisk data update [diff: ~sizeGb]",
+    "~  pulumi-nodejs:dynamic/encdisk:Attachment data-on-web update",
+  ]);
+  expect(lines.filter((l) => /warning: L6: /.test(l)).every((l) => /EncryptedDisk data /.test(l))).toBe(true);
+  expect(text.stdout).toMatch(/EncryptedDisk \(data\):\s+warning: L6: /);
 
   const up = await s.pulumi(["up", "--yes"]);
   expect(up.out).toMatch(/L6: /);
-  expect(await s.lastChanges()).toEqual({ update: 1, same: 6 });
+  expect(await s.lastChanges()).toEqual({ update: 2, same: 5 });
 
   const disk = (await s.list<Disk>("disks")).find((d) => d.diskId === ids.data);
   expect(disk?.sizeGb).toBe(30);

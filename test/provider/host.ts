@@ -75,12 +75,15 @@ export class DynamicProviderHost {
     readonly stderr: string[],
   ) {}
 
-  /** Spawn the host with `programDir` as its working directory (where `require` is rooted). */
-  static async start(programDir: string, env: NodeJS.ProcessEnv): Promise<DynamicProviderHost> {
+  /**
+   * Spawn the host with `programDir` as its working directory (where `require` is rooted);
+   * `engineAddress` is what the Pulumi engine passes (default: nothing listens there).
+   */
+  static async start(programDir: string, env: NodeJS.ProcessEnv, engineAddress = "127.0.0.1:1"): Promise<DynamicProviderHost> {
     if (!fs.existsSync(RUNTIME_DIST)) throw new Error(`${RUNTIME_DIST} is missing: run npm run build (npm test does) before these tests`);
     const stale = staleSources();
     if (stale.length > 0) throw new Error(`dist/ is older than ${stale.join(", ")}: run npm run build (npm test does); the host runs the built runtime`);
-    const child = spawn(process.execPath, [HOST_SCRIPT, "127.0.0.1:1"], { cwd: programDir, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [HOST_SCRIPT, engineAddress], { cwd: programDir, env, stdio: ["ignore", "pipe", "pipe"] });
     const stderr: string[] = [];
     child.stderr?.on("data", (d: Buffer) => stderr.push(d.toString()));
     const port = await new Promise<number>((resolve, reject) => {
@@ -122,6 +125,20 @@ export class DynamicProviderHost {
       inputs: (res.getInputs()?.toJavaScript() ?? {}) as Props,
       failures: res.getFailuresList().map((f) => ({ property: f.getProperty(), reason: f.getReason() })),
     };
+  }
+
+  /** The detailed diff a Diff response carries (property -> PropertyDiff kind), or undefined when it has none. */
+  async detailedDiff(urn: string, id: string, olds: Props, news: Props): Promise<Record<string, number> | undefined> {
+    const req = new provproto.DiffRequest();
+    req.setUrn(urn);
+    req.setId(id);
+    req.setOlds(s(olds));
+    req.setNews(s(news));
+    const res = await this.call<provproto.DiffRequest, provproto.DiffResponse>("diff", req);
+    if (!res.getHasdetaileddiff()) return undefined;
+    const out: Record<string, number> = {};
+    res.getDetaileddiffMap().forEach((v, k) => (out[k] = v.getKind()));
+    return out;
   }
 
   async diff(urn: string, id: string, olds: Props, news: Props): Promise<DiffOut> {

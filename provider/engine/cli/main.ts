@@ -75,6 +75,33 @@ function doctorReport(): Record<string, unknown> {
   };
 }
 
+/**
+ * From `pulumi stack export` output: the owner prefix of the stack's resources
+ * (`urn:pulumi:STACK::PROJECT::`, taken from the URNs or from --project/--stack) and the ids
+ * its state holds (live resources and resources pending deletion). A pending *create* of an
+ * interrupted update may carry an id, but Pulumi does not manage it (the next up creates the
+ * resource again): it is an orphan, so pending operations never protect an id.
+ */
+function stateOfExport(doc: unknown, project?: string, stack?: string): { ownerPrefix: string; ids: Set<string> } {
+  const d = (doc as { deployment?: unknown })?.deployment ?? doc;
+  const resources = ((d as { resources?: unknown })?.resources ?? []) as Array<{ urn?: string; id?: string }>;
+  const pending = ((d as { pending_operations?: unknown })?.pending_operations ?? []) as Array<{ resource?: { urn?: string; id?: string } }>;
+  if (!Array.isArray(resources)) throw new Error("not the output of `pulumi stack export`: no deployment.resources list");
+  const all = [...resources, ...(Array.isArray(pending) ? pending.map((p) => p.resource ?? {}) : [])];
+  const ids = new Set(resources.map((r) => r.id).filter((id): id is string => typeof id === "string" && id.length > 0));
+  let prefix: string | undefined;
+  if (project !== undefined || stack !== undefined) {
+    if (project === undefined || stack === undefined) throw new Error("give both --project and --stack, or neither");
+    prefix = `urn:pulumi:${stack}::${project}::`;
+  } else {
+    const urn = all.map((r) => r.urn).find((u): u is string => typeof u === "string");
+    const m = urn ? /^(urn:pulumi:[^:]+::[^:]+::)/.exec(urn) : null;
+    if (!m) throw new Error("the export holds no resources to name the stack by: give --project P --stack S");
+    prefix = m[1];
+  }
+  return { ownerPrefix: prefix, ids };
+}
+
 const COMMANDS: Record<string, Command> = {
   regions: {
     summary: "list regions and their availability zones",
@@ -379,6 +406,49 @@ const COMMANDS: Record<string, Command> = {
       const d = dumping ? e.resumeMigration(dumping.diskId, onProgress) : e.migrateDisk({ sourceDiskId: source, encrypt: !!f.encrypt, name: str(f.name) }, onProgress);
       progress.done();
       o.result(d, `${d.diskId} (${d.encrypted ? "encrypted" : "plain"}) holds the data of ${source}`);
+    },
+  },
+  orphans: {
+    summary: "what a Pulumi stack owns in the engine that its state does not hold (left by an interrupted up); --delete removes it",
+    usage: "encdisk orphans --stack-export FILE [--project P --stack S] [--delete] [--json]   (FILE: the output of `pulumi stack export`)",
+    options: { "stack-export": { type: "string" }, project: { type: "string" }, stack: { type: "string" }, delete: { type: "boolean" } },
+    run: (e, a, f, o) => {
+      positionals(a, [], COMMANDS.orphans.usage);
+      const file = f["stack-export"];
+      if (typeof file !== "string") throw usageError("--stack-export FILE is required (write it with: pulumi stack export --file FILE)", COMMANDS.orphans.usage);
+      let exported: unknown;
+      try {
+        exported = JSON.parse(fs.readFileSync(file, "utf8"));
+      } catch (err) {
+        if (err instanceof SyntaxError) throw new EngineError(ErrorCodes.InvalidParameterValue, `${file} is not JSON (${err.message}); write it with: pulumi stack export --file FILE`, { property: "stack-export" });
+        throw err;
+      }
+      const state = stateOfExport(exported, str(f.project), str(f.stack));
+      const orphans = e.listOwned(state.ownerPrefix).filter((r) => !state.ids.has(r.resourceId));
+      const rows = () => [["ID", "KIND", "OWNER", "CREATED"], ...orphans.map((r) => [r.resourceId, r.kind, r.owner, r.createdAt])];
+      if (!f.delete) {
+        o.print(orphans, rows);
+        return;
+      }
+      // Dependents first: an attachment holds its disk, images hold snapshots.
+      const order: Record<string, number> = { attachment: 0, image: 1, snapshot: 2, disk: 3, instance: 4 };
+      const failed: string[] = [];
+      for (const r of [...orphans].sort((x, y) => order[x.kind] - order[y.kind])) {
+        try {
+          if (r.kind === "attachment") e.detachDisk(r.resourceId);
+          else if (r.kind === "image") e.deleteImage(r.resourceId);
+          else if (r.kind === "snapshot") e.deleteSnapshot(r.resourceId);
+          else if (r.kind === "disk") e.deleteDisk(r.resourceId);
+          else e.deleteInstance(r.resourceId);
+          if (!o.json) o.line(`deleted ${r.kind} ${r.resourceId} (${r.owner})`);
+        } catch (err) {
+          failed.push(r.resourceId);
+          printError(`encdisk orphans: ${r.resourceId}`, err);
+        }
+      }
+      if (o.json) o.print({ deleted: orphans.map((r) => r.resourceId).filter((id) => !failed.includes(id)), failed });
+      else o.line(`${orphans.length - failed.length} orphans deleted${failed.length ? `, ${failed.length} failed` : ""}`);
+      return failed.length ? 1 : 0;
     },
   },
   verify: {

@@ -181,4 +181,18 @@ ALTER TABLE disks ADD COLUMN map_mac BLOB;
 ALTER TABLE snapshots ADD COLUMN map_mac BLOB;
 `,
   },
+  {
+    version: 4,
+    sql: `
+-- Owner tags: who created a resource (for the Pulumi provider, the resource's URN), so what an
+-- interrupted deployment left behind can be found (encdisk orphans). Rows of deleted resources
+-- are ignored by readers.
+CREATE TABLE owners (
+  resource_id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX owners_owner ON owners(owner);
+`,
+  },
 ];

@@ -6,12 +6,33 @@ import type { z } from "zod";
 import type * as pulumi from "@pulumi/pulumi";
 import { UNKNOWN } from "../../schemas/common";
 import { isEngineError } from "../../engine";
+import type { Engine } from "../../engine/types";
+import { warn } from "../log";
 import { DEFAULT_NAME_KEY } from "../types";
 
 export type Props = Record<string, unknown>;
 export const PROVIDER_KEY = "__provider";
 /** The Pulumi resource name when `name` is not stated (see passInputs). */
 export { DEFAULT_NAME_KEY };
+/**
+ * The input every resource class adds: the resource's URN (project, stack, type and name), so
+ * the engine can tag what the provider creates with its owner (encdisk orphans) and a check
+ * can tell the resource's own engine objects from others'. Not a user input: never compared
+ * by diff, absent from state written before it existed.
+ */
+export const OWNER_KEY = "__owner";
+
+/** The owner URN the program passed, if any (state written by older versions has none). */
+export function ownerOf(news: Props | undefined): string | undefined {
+  const o = news?.[OWNER_KEY];
+  return typeof o === "string" && o.startsWith("urn:pulumi:") ? o : undefined;
+}
+
+/** Run a create through the engine, tagging what it makes with the resource's owner in the same transaction. */
+export function ownedCreate<T>(e: Engine, news: Props, make: () => T, idOf: (made: T) => string): T {
+  const owner = ownerOf(news);
+  return owner === undefined ? make() : e.owned(owner, make, idOf);
+}
 
 /** True when `v` is, or contains, a value unknown during preview. */
 export function isUnknown(v: unknown): boolean {
@@ -46,7 +67,7 @@ export function validate<S extends z.ZodObject>(schema: S, news: Props): Validat
   const unknown = new Set<string>();
   const failures: pulumi.dynamic.CheckFailure[] = [];
   for (const key of Object.keys(news)) {
-    if (key === PROVIDER_KEY || key === DEFAULT_NAME_KEY) continue;
+    if (key === PROVIDER_KEY || key === DEFAULT_NAME_KEY || key === OWNER_KEY) continue;
     if (!(key in shape)) failures.push({ property: key, reason: `unknown property "${key}"; known: ${Object.keys(shape).join(", ")}` });
   }
   for (const [key, fieldSchema] of Object.entries(shape)) {
@@ -66,7 +87,7 @@ export function validate<S extends z.ZodObject>(schema: S, news: Props): Validat
 }
 
 /**
- * The inputs a check hands back: the program's own, minus the provider key (the host re-adds
+ * The inputs a check hands back: the program's own (with the owner), minus the provider key (the host re-adds
  * it) and the default-name key. With `olds` (check of a resource that has a `name`): a resource
  * being created (no old inputs) that states no name gets its Pulumi resource name.
  */
@@ -81,6 +102,13 @@ export function passInputs(news: Props, olds?: Props): Props {
     // replacement keeps it. A resource created before names defaulted has none: unchanged.
     out.name = olds.name;
   }
+  return out;
+}
+
+/** The user's inputs alone (no provider key, no owner), as the resource's schema parses them. */
+export function programInputs(news: Props): Props {
+  const out = passInputs(news);
+  delete out[OWNER_KEY];
   return out;
 }
 
@@ -131,7 +159,10 @@ export function compact<T extends Props>(o: T): T {
   return out as T;
 }
 
-/** Write a diagnostic line: the Pulumi CLI shows a provider's stderr lines in its output. */
-export function notice(message: string): void {
-  process.stderr.write(`${message}\n`);
+/**
+ * A warning about the resource whose inputs are `news`: on that resource's line of the Pulumi
+ * CLI when the inputs carry its URN, else on stderr (which the CLI shows on the stack's line).
+ */
+export function notice(message: string, news?: Props): Promise<void> {
+  return warn(message, ownerOf(news));
 }

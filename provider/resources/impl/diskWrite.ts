@@ -3,7 +3,7 @@ import * as crypto from "crypto";
 import type * as pulumi from "@pulumi/pulumi";
 import { DISK_WRITE_MAX_BYTES, DiskWriteInputs, DiskWriteOutputs } from "../../schemas/diskWrite";
 import { engine, existingEngine } from "../context";
-import { compact, isUnknown, lookup, passInputs, Props, validate } from "./common";
+import { compact, isUnknown, lookup, passInputs, programInputs, Props, validate } from "./common";
 
 function payload(k: { text?: string; base64?: string }): Buffer {
   return k.text !== undefined ? Buffer.from(k.text, "utf8") : Buffer.from(k.base64 ?? "", "base64");
@@ -33,7 +33,7 @@ export const DiskWrite = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const outs = write(DiskWriteInputs.parse(passInputs(news)));
+    const outs = write(DiskWriteInputs.parse(programInputs(news)));
     return { id: `write-${crypto.randomBytes(4).toString("hex")}`, outs };
   },
 
@@ -43,7 +43,7 @@ export const DiskWrite = {
   },
 
   async update(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
-    const k = DiskWriteInputs.parse(passInputs(news));
+    const k = DiskWriteInputs.parse(programInputs(news));
     const same = k.text === olds.text && k.base64 === olds.base64 && (k.offset ?? 0) === olds.offset;
     if (same) return { outs: { ...(olds as DiskWriteOutputs), attachmentId: k.attachmentId } };
     return { outs: write(k) };

@@ -8,13 +8,14 @@
  *   sourceDiskId or adoptDiskId.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { ErrorCodes } from "../../engine";
+import { ErrorCodes, Refusals } from "../../engine";
 import { DISK_SIZE_LIMITS, LOCAL_DISK_TYPES } from "../../engine/types";
 import type { Disk, DiskType, Engine } from "../../engine/types";
 import { EncryptedDiskInputs, EncryptedDiskOutputs } from "../../schemas/encryptedDisk";
 import { regionOfZone } from "../../engine";
 import { engine, existingEngine } from "../context";
-import { compact, failureFrom, isNotFound, isUnknown, lookup, notice, passInputs, Props, refusal, same, validate } from "./common";
+import { planDiskGrowth, planDiskReplacement } from "../plan";
+import { compact, failureFrom, isNotFound, isUnknown, lookup, notice, passInputs, programInputs, ownedCreate, ownerOf, Props, refusal, same, validate } from "./common";
 
 type In = EncryptedDiskInputs;
 type Out = EncryptedDiskOutputs;
@@ -22,7 +23,7 @@ type Out = EncryptedDiskOutputs;
 const DEFAULT_DISK_TYPE: DiskType = "CLOUD_PREMIUM";
 
 function isEmpty(o: Props | undefined): boolean {
-  return !o || Object.keys(o).filter((k) => k !== "__provider").length === 0;
+  return !o || Object.keys(o).filter((k) => k !== "__provider" && k !== "__owner").length === 0;
 }
 
 /** The L4/L5 refusal, naming the migration path (M1). */
@@ -32,6 +33,16 @@ export function conversionReason(wasEncrypted: boolean): string {
         "Keep `encrypt: true` here; to get the data onto a plain disk (M1), declare a new EncryptedDisk with `sourceDiskId` set to this disk's `diskId` and `encrypt: false`, then remove this one."
     : "L4: an existing non-encrypted disk cannot be converted into an encrypted one (it would also not be replaced: that would destroy its data). " +
         "Keep `encrypt: false` here; to encrypt the data (M1), declare a new EncryptedDisk with `sourceDiskId` set to this disk's `diskId` and `encrypt: true`, then remove this one.";
+}
+
+/** What a replacement of a disk holding data destroys, and how to keep the data. */
+export function dataLossWarning(d: Disk, replaces: readonly string[]): string {
+  const written = d.usedBytes >= 2 ** 20 ? `${(d.usedBytes / 2 ** 20).toFixed(1)} MiB` : d.usedBytes >= 1024 ? `${(d.usedBytes / 1024).toFixed(0)} KiB` : `${d.usedBytes} bytes`;
+  return (
+    `${d.diskId} will be REPLACED (${replaces.join(", ")} changed): the replacement is a new disk, and ${d.diskId} is deleted with the ${written} written to it. ` +
+    `To keep the data, keep ${replaces.join(", ")} as it is and copy the disk first: declare a new EncryptedDisk with \`sourceDiskId: "${d.diskId}"\` (M1 migration, with the new ` +
+    `${replaces.join(", ")}), or from a Snapshot of it with \`snapshotId\` (C2); move the Attachment to it, then remove this disk.`
+  );
 }
 
 function shrinkReason(from: number, to: number): string {
@@ -96,7 +107,9 @@ function adoptionProblems(d: Disk, k: Partial<In>): pulumi.dynamic.CheckFailure[
 
 export const EncryptedDisk = {
   async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
-    const { known: k, failures } = validate(EncryptedDiskInputs, news);
+    const { known: k, failures: invalid } = validate(EncryptedDiskInputs, news);
+    // K5/O3: there is no key to choose; say so rather than "unknown property".
+    const failures = invalid.map((f) => (f.property === "kmsKeyId" ? { property: "kmsKeyId", reason: Refusals.cmkNotChoosable } : f));
     const stated = (key: string) => news[key] !== undefined && news[key] !== null;
     const creating = isEmpty(olds);
     const e = existingEngine();
@@ -194,38 +207,46 @@ export const EncryptedDisk = {
       if (isUnknown(news.encrypt)) changes = true;
       else if (news.encrypt !== olds.encrypted) {
         changes = true;
-        notice(`${id}: this change will be refused: ${conversionReason(olds.encrypted === true)}`);
+        await notice(`${id}: this change will be refused: ${conversionReason(olds.encrypted === true)}`, news);
       }
     }
     if (stated("sizeGb")) {
       if (isUnknown(news.sizeGb)) changes = true;
       else if (typeof olds.sizeGb === "number" && (news.sizeGb as number) < olds.sizeGb) {
         changes = true;
-        notice(`${id}: this change will be refused: ${shrinkReason(olds.sizeGb, news.sizeGb as number)}`);
+        await notice(`${id}: this change will be refused: ${shrinkReason(olds.sizeGb, news.sizeGb as number)}`, news);
       }
       else if (news.sizeGb !== olds.sizeGb) {
         changes = true;
         const d = lookup(() => existingEngine()?.findDisk(id));
+        if (d?.attachmentId && replaces.length === 0) planDiskGrowth(id, news.sizeGb as number);
         if (d?.encrypted && d.attachmentId && replaces.length === 0)
-          notice(`L6: ${id} is encrypted and attached to ${d.instanceId}: after growing to ${String(news.sizeGb)} GB the instance sees the new size only after a detach and attach (replace its Attachment, e.g. by changing expectedCapacityGb).`);
+          await notice(`L6: ${id} is encrypted and attached to ${d.instanceId}: after growing to ${String(news.sizeGb)} GB the instance sees the new size only after a detach and attach (replace its Attachment, e.g. by changing expectedCapacityGb).`, news);
       }
     }
     if (stated("restoreSnapshotId") && differs("restoreSnapshotId")) {
       changes = true;
       if (!isUnknown(news.restoreSnapshotId) && replaces.length === 0) {
         const s = lookup(() => existingEngine()?.findSnapshot(news.restoreSnapshotId as string));
-        if (s && s.diskId !== id) notice(`${id}: this change will be refused: ${s.snapshotId} was taken from ${s.diskId}, not from ${id}; a disk rolls back only to its own snapshots.`);
+        if (s && s.diskId !== id) await notice(`${id}: this change will be refused: ${s.snapshotId} was taken from ${s.diskId}, not from ${id}; a disk rolls back only to its own snapshots.`, news);
       }
     }
     // Forgetting the last rollback clears the record, so the same snapshot can be applied again later.
     if (!stated("restoreSnapshotId") && olds.restoreSnapshotId !== undefined) changes = true;
     if (differs("name") || differs("tags")) changes = true;
 
+    if (replaces.length > 0) {
+      const d = lookup(() => existingEngine()?.findDisk(id));
+      // A zone change the disk's attachment must follow: dependents check it (plan.ts).
+      if (d && replaces.includes("zone") && typeof news.zone === "string" && !isUnknown(news.zone)) planDiskReplacement(id, d.zone, news.zone);
+      // P-rules: nobody loses data without being told.
+      if (d && d.usedBytes > 0) await notice(dataLossWarning(d, replaces), news);
+    }
     return { changes: changes || replaces.length > 0, replaces, deleteBeforeReplace: false };
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = EncryptedDiskInputs.parse(passInputs(news));
+    const k = EncryptedDiskInputs.parse(programInputs(news));
     const e = engine();
     let d: Disk;
     if (k.adoptDiskId !== undefined) {
@@ -235,6 +256,8 @@ export const EncryptedDisk = {
       if (k.sizeGb !== undefined && k.sizeGb > d.sizeGb) d = e.resizeDisk(d.diskId, k.sizeGb);
       if ((k.name !== undefined && k.name !== d.name) || (k.tags !== undefined && !same(k.tags, d.tags))) d = e.renameDisk(d.diskId, k.name ?? d.name, k.tags ?? d.tags);
     } else if (k.sourceDiskId !== undefined) {
+      // A migration commits in several transactions (the copy is chunked): the owner is tagged
+      // right after it, not atomically with the new disk's row.
       d = e.migrateDisk({
         sourceDiskId: k.sourceDiskId,
         encrypt: k.encrypt ?? true,
@@ -244,9 +267,11 @@ export const EncryptedDisk = {
         ...(k.name !== undefined ? { name: k.name } : {}),
         ...(k.tags !== undefined ? { tags: k.tags } : {}),
       });
+      const owner = ownerOf(news);
+      if (owner !== undefined) e.setOwner(d.diskId, owner);
     } else {
       const snap = k.snapshotId !== undefined ? e.getSnapshot(k.snapshotId) : undefined;
-      d = e.createDisk({
+      d = ownedCreate(e, news, () => e.createDisk({
         zone: k.zone as string,
         sizeGb: k.sizeGb ?? (snap as { sizeGb: number }).sizeGb,
         diskType: k.diskType ?? DEFAULT_DISK_TYPE,
@@ -256,7 +281,7 @@ export const EncryptedDisk = {
         ...(k.snapshotId !== undefined ? { snapshotId: k.snapshotId } : {}),
         ...(k.name !== undefined ? { name: k.name } : {}),
         ...(k.tags !== undefined ? { tags: k.tags } : {}),
-      });
+      }), (x) => x.diskId);
     }
     return { id: d.diskId, outs: outs(d, k, e) };
   },
@@ -269,7 +294,7 @@ export const EncryptedDisk = {
   },
 
   async update(id: string, olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
-    const k = EncryptedDiskInputs.parse(passInputs(news));
+    const k = EncryptedDiskInputs.parse(programInputs(news));
     const e = engine();
     let d = e.getDisk(id);
     // Refusals first, so a refused update changes nothing. The engine's own refusal (L4/L5)
@@ -280,7 +305,7 @@ export const EncryptedDisk = {
     if (k.sizeGb !== undefined && k.sizeGb !== d.sizeGb) {
       d = e.resizeDisk(id, k.sizeGb);
       if (d.encrypted && d.attachmentId)
-        notice(`L6: ${id} grew to ${d.sizeGb} GB while attached to ${d.instanceId}: the instance sees the new size only after a detach and attach.`);
+        await notice(`L6: ${id} grew to ${d.sizeGb} GB while attached to ${d.instanceId}: the instance sees the new size only after a detach and attach.`, news);
     }
     if ((k.name !== undefined && k.name !== d.name) || (k.tags !== undefined && !same(k.tags, d.tags))) d = e.renameDisk(id, k.name ?? d.name, k.tags ?? d.tags);
     return { outs: outs(d, k, e) };

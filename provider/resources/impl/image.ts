@@ -8,7 +8,8 @@ import { ErrorCodes } from "../../engine";
 import type { Engine, Image as EngineImage } from "../../engine/types";
 import { ImageInputs, ImageOutputs } from "../../schemas/image";
 import { engine, existingEngine } from "../context";
-import { compact, isNotFound, isUnknown, lookup, passInputs, Props, refusal, same, validate } from "./common";
+import { plannedSnapshotRegion } from "../plan";
+import { compact, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 const S3_REASON = "S3: an image that contains encrypted snapshots cannot be shared. Remove sharedWith, or build the image from snapshots of non-encrypted disks.";
 const S4_REASON = "S4: images created from encrypted snapshots cannot be copied across regions. Create the image in the destination region from snapshots there instead.";
@@ -39,8 +40,27 @@ function snapshotsEncrypted(e: Engine, ids: readonly string[]): boolean | undefi
 }
 
 export const Image = {
-  async check(_olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
+  async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(ImageInputs, news);
+    // Some of its snapshots are replaced with their disks into another region (plan.ts): an
+    // image holds snapshots of one region only, so the replacement image could not be made.
+    const e0 = existingEngine();
+    if (e0 && Array.isArray(news.snapshotIds) && Array.isArray(olds?.snapshotIds) && news.snapshotIds.some(isUnknown)) {
+      const regions = new Set<string>();
+      for (const [n, v] of news.snapshotIds.entries()) {
+        const old = (olds.snapshotIds as unknown[])[n];
+        if (isUnknown(v)) {
+          const moved = typeof old === "string" ? plannedSnapshotRegion(old) : undefined;
+          if (!moved) { regions.clear(); break; } // unknown for another reason: cannot tell
+          regions.add(moved.to);
+        } else if (typeof v === "string") {
+          const s = lookup(() => e0.findSnapshot(v));
+          if (s) regions.add(s.region);
+        }
+      }
+      if (regions.size > 1)
+        failures.push({ property: "snapshotIds", reason: `its snapshots would be replaced in other regions (their disks move): the new image would hold snapshots of ${[...regions].sort().join(" and ")}, and an image holds snapshots of one region only. Keep the disks' zones in one region, or build one image per region.` });
+    }
     const stated = (key: string) => news[key] !== undefined && news[key] !== null;
     if (stated("snapshotIds") === stated("sourceImageId")) failures.push({ property: "snapshotIds", reason: "set exactly one of snapshotIds (a new image) and sourceImageId (a copy)." });
     if (stated("sourceImageId") && !stated("destinationRegion")) failures.push({ property: "destinationRegion", reason: "destinationRegion is required with sourceImageId." });
@@ -78,7 +98,7 @@ export const Image = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = ImageInputs.parse(passInputs(news));
+    const k = ImageInputs.parse(programInputs(news));
     const e = engine();
     const sharing = k.sharedWith !== undefined && k.sharedWith.length > 0;
     let img: EngineImage;
@@ -86,12 +106,12 @@ export const Image = {
       const src = e.getImage(k.sourceImageId);
       if (src.encrypted) throw refusal(ErrorCodes.EncryptedCrossRegionCopy, "S4", S4_REASON.slice(4));
       if (sharing) throw refusal(ErrorCodes.EncryptedImageShare, "S3", S3_REASON.slice(4));
-      img = e.copyImage({ imageId: k.sourceImageId, destinationRegion: k.destinationRegion as string, name: k.name });
+      img = ownedCreate(e, news, () => e.copyImage({ imageId: k.sourceImageId as string, destinationRegion: k.destinationRegion as string, name: k.name }), (x) => x.imageId);
     } else {
       const ids = k.snapshotIds ?? [];
       // Refuse before creating anything: a half-made, unshareable image helps nobody.
       if (sharing && ids.some((id) => e.getSnapshot(id).encrypted)) throw refusal(ErrorCodes.EncryptedImageShare, "S3", S3_REASON.slice(4));
-      img = e.createImage({ name: k.name, snapshotIds: ids });
+      img = ownedCreate(e, news, () => e.createImage({ name: k.name, snapshotIds: ids }), (x) => x.imageId);
     }
     if (sharing) img = e.shareImage(img.imageId, k.sharedWith as string[]);
     return { id: img.imageId, outs: outs(img, k) };
@@ -104,7 +124,7 @@ export const Image = {
   },
 
   async update(id: string, _olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
-    const k = ImageInputs.parse(passInputs(news));
+    const k = ImageInputs.parse(programInputs(news));
     const e = engine();
     let img = e.getImage(id);
     const add = (k.sharedWith ?? []).filter((a) => !img.sharedWith.includes(a));

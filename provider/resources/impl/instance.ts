@@ -4,7 +4,7 @@ import type { Instance as EngineInstance } from "../../engine/types";
 import { InstanceInputs, InstanceOutputs } from "../../schemas/instance";
 import { instanceFamily, regionOfZone } from "../../engine";
 import { engine } from "../context";
-import { failureFrom, isNotFound, isUnknown, lookup, passInputs, Props, same, validate } from "./common";
+import { failureFrom, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, same, validate } from "./common";
 
 function outs(i: EngineInstance): InstanceOutputs {
   return { instanceId: i.instanceId, name: i.name, zone: i.zone, region: i.region, instanceType: i.instanceType, localStorage: i.localStorage, createdAt: i.createdAt };
@@ -39,8 +39,9 @@ export const Instance = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = InstanceInputs.parse(passInputs(news));
-    const i = engine().createInstance({ zone: k.zone, instanceType: k.instanceType, ...(k.localStorage !== undefined ? { localStorage: k.localStorage } : {}), ...(k.name !== undefined ? { name: k.name } : {}) });
+    const k = InstanceInputs.parse(programInputs(news));
+    const e = engine();
+    const i = ownedCreate(e, news, () => e.createInstance({ zone: k.zone, instanceType: k.instanceType, ...(k.localStorage !== undefined ? { localStorage: k.localStorage } : {}), ...(k.name !== undefined ? { name: k.name } : {}) }), (x) => x.instanceId);
     return { id: i.instanceId, outs: outs(i) };
   },
 

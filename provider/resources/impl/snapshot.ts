@@ -4,7 +4,9 @@ import { ErrorCodes } from "../../engine";
 import type { Engine, Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotInputs, SnapshotOutputs } from "../../schemas/snapshot";
 import { engine, existingEngine } from "../context";
-import { compact, isNotFound, isUnknown, lookup, notice, passInputs, Props, refusal, same, validate } from "./common";
+import { regionOfZone } from "../../engine";
+import { plannedDiskZone, planSnapshotReplacement } from "../plan";
+import { compact, isNotFound, isUnknown, lookup, notice, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 export function snapshotConversionReason(isEncrypted: boolean): string {
   return isEncrypted
@@ -47,23 +49,26 @@ export const Snapshot = {
     return { inputs: passInputs(news, olds), failures };
   },
 
-  async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
+  async diff(id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
     const replaces: string[] = [];
     for (const key of ["diskId", "name"]) if (news[key] !== undefined && (isUnknown(news[key]) || !same(news[key], olds[key]))) replaces.push(key);
     let changes = replaces.length > 0;
+    // Replaced with its disk, which moves to another region: Images and SnapshotCopies of it check that (plan.ts).
+    const moved = isUnknown(news.diskId) && typeof olds.diskId === "string" ? plannedDiskZone(olds.diskId) : undefined;
+    if (moved && typeof olds.region === "string" && regionOfZone(moved.to) !== olds.region) planSnapshotReplacement(id, olds.region, regionOfZone(moved.to));
     // Never throws (diff also runs during refresh): update refuses through the engine.
     if (news.encrypt !== undefined && !isUnknown(news.encrypt) && replaces.length === 0 && news.encrypt !== olds.encrypted)
-      notice(`${String(olds.snapshotId)}: this change will be refused: ${snapshotConversionReason(olds.encrypted === true)}`);
+      await notice(`${String(olds.snapshotId)}: this change will be refused: ${snapshotConversionReason(olds.encrypted === true)}`, news);
     if (news.encrypt !== olds.encrypt) changes = true; // the recorded assertion changes, nothing else
     return { changes, replaces, deleteBeforeReplace: false };
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = SnapshotInputs.parse(passInputs(news));
+    const k = SnapshotInputs.parse(programInputs(news));
     const e = engine();
     const d = e.getDisk(k.diskId);
     if (k.encrypt !== undefined && k.encrypt !== d.encrypted) throw refusal(ErrorCodes.SnapshotEncryptConversion, d.encrypted ? "S2" : "S1", snapshotConversionReason(d.encrypted).slice(4));
-    const s = e.createSnapshot({ diskId: k.diskId, ...(k.name !== undefined ? { name: k.name } : {}) });
+    const s = ownedCreate(e, news, () => e.createSnapshot({ diskId: k.diskId, ...(k.name !== undefined ? { name: k.name } : {}) }), (x) => x.snapshotId);
     return { id: s.snapshotId, outs: outs(s, k) };
   },
 
@@ -74,7 +79,7 @@ export const Snapshot = {
   },
 
   async update(id: string, _olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
-    const k = SnapshotInputs.parse(passInputs(news));
+    const k = SnapshotInputs.parse(programInputs(news));
     const e = engine();
     const s = e.getSnapshot(id);
     if (k.encrypt !== undefined && k.encrypt !== s.encrypted) e.setSnapshotEncryption(id, k.encrypt);

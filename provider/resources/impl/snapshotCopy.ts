@@ -5,7 +5,8 @@ import type { Snapshot as EngineSnapshot } from "../../engine/types";
 import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../../schemas/snapshotCopy";
 import { assertRegion } from "../../engine";
 import { engine, existingEngine } from "../context";
-import { failureFrom, isNotFound, isUnknown, lookup, passInputs, Props, refusal, same, validate } from "./common";
+import { plannedSnapshotRegion } from "../plan";
+import { failureFrom, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
 
 const S4_REASON = "S4: encrypted snapshots cannot be copied across regions. Copy only snapshots of non-encrypted disks; an encrypted disk's data stays in its region.";
 
@@ -27,6 +28,13 @@ export const SnapshotCopy = {
   async check(olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(SnapshotCopyInputs, news);
     const e = existingEngine();
+    // The source is replaced with its disk into another region (plan.ts): a copy into that very region cannot be made.
+    const moved = isUnknown(news.sourceSnapshotId) && typeof olds?.sourceSnapshotId === "string" ? plannedSnapshotRegion(olds.sourceSnapshotId) : undefined;
+    if (moved && k.destinationRegion === moved.to)
+      failures.push({
+        property: "destinationRegion",
+        reason: `${olds.sourceSnapshotId} would be replaced by a snapshot in ${moved.to} (its disk moves there), which is this copy's destinationRegion: a snapshot is copied only to another region. Keep the disk's zone, or change destinationRegion.`,
+      });
     if (e && k.sourceSnapshotId !== undefined) {
       const s = lookup(() => e.findSnapshot(k.sourceSnapshotId as string));
       if (!s) failures.push({ property: "sourceSnapshotId", reason: `snapshot ${k.sourceSnapshotId} does not exist.` });
@@ -52,10 +60,10 @@ export const SnapshotCopy = {
   },
 
   async create(news: Props): Promise<pulumi.dynamic.CreateResult> {
-    const k = SnapshotCopyInputs.parse(passInputs(news));
+    const k = SnapshotCopyInputs.parse(programInputs(news));
     const e = engine();
     if (e.getSnapshot(k.sourceSnapshotId).encrypted) throw refusal(ErrorCodes.EncryptedCrossRegionCopy, "S4", S4_REASON.slice(4));
-    const s = e.copySnapshot({ snapshotId: k.sourceSnapshotId, destinationRegion: k.destinationRegion, ...(k.name !== undefined ? { name: k.name } : {}) });
+    const s = ownedCreate(e, news, () => e.copySnapshot({ snapshotId: k.sourceSnapshotId, destinationRegion: k.destinationRegion, ...(k.name !== undefined ? { name: k.name } : {}) }), (x) => x.snapshotId);
     return { id: s.snapshotId, outs: outs(s, k) };
   },
 
