@@ -14,7 +14,7 @@ import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geogr
 import { newId, nowIso } from "./ids";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
-import { openDb, readTx, tx, withBusyRetry, type Db, type Statement } from "./store/db";
+import { immediateNoWait, openDb, readTx, tx, withBusyRetry, withBusyRetryAsync, type Db, type Statement } from "./store/db";
 import {
   CLOUD_DISK_TYPES,
   DISK_SIZE_LIMITS,
@@ -40,8 +40,13 @@ import {
 } from "./types";
 
 const GiB = 1024 ** 3;
-/** Largest single read or write through an attachment. */
+/** Largest single read or write through an attachment (a payload; writeZeroes / trim carry none and may cover the whole device). */
 export const MAX_IO_BYTES = 64 * 1024 * 1024;
+/**
+ * Written units one transaction of a writeZeroes / trim unmaps at most: a larger range is
+ * applied in several transactions (bounded transaction size and memory), each atomic.
+ */
+export const ZERO_BATCH_UNITS = 4096;
 export const DEFAULT_PRICE_PER_CALL_MICROS = 6; // 0.06 per 10,000 calls
 export const DEFAULT_STARTING_BALANCE_MICROS = 100_000_000; // 100.00
 const ACCOUNT_ID = "100000000001";
@@ -217,9 +222,15 @@ function checkSize(sizeGb: unknown, usage: DiskUsage, property = "sizeGb"): numb
   return sizeGb;
 }
 
-function checkRange(offset: unknown, length: unknown, capacity: number): void {
+/** `maxLength`: MAX_IO_BYTES for calls that carry the data (read, write), none for writeZeroes / trim. */
+function checkRange(offset: unknown, length: unknown, capacity: number, maxLength: number | null = MAX_IO_BYTES): void {
   needs(typeof offset === "number" && Number.isSafeInteger(offset) && offset >= 0, ErrorCodes.OutOfRange, `offset must be a non-negative integer, got ${show(offset)}`, { property: "offset" });
-  needs(typeof length === "number" && Number.isSafeInteger(length) && length >= 0 && length <= MAX_IO_BYTES, ErrorCodes.OutOfRange, `length must be an integer from 0 to ${MAX_IO_BYTES} per call, got ${show(length)}`, { property: "length" });
+  needs(
+    typeof length === "number" && Number.isSafeInteger(length) && length >= 0 && (maxLength === null || length <= maxLength),
+    ErrorCodes.OutOfRange,
+    maxLength === null ? `length must be a non-negative integer, got ${show(length)}` : `length must be an integer from 0 to ${maxLength} per call, got ${show(length)}`,
+    { property: "length" },
+  );
   needs(offset + length <= capacity, ErrorCodes.OutOfRange, `bytes ${offset}..${offset + length} lie past the end of the device (${capacity} bytes, the capacity the instance sees)`, { property: "offset" });
 }
 
@@ -254,14 +265,17 @@ class LocalEngine implements Engine {
 
   // ---- plumbing ---------------------------------------------------------------------------
 
-  /** One transaction; nested calls join the outer one. File side effects run after commit. */
-  private run<T>(fn: () => T): T {
+  /**
+   * One transaction; nested calls join the outer one. File side effects run after commit.
+   * `exec` runs the transaction (default: `tx`, which waits for the write lock).
+   */
+  private run<T>(fn: () => T, exec: (db: Db, fn: () => T) => T = tx): T {
     needs(!this.closed, ErrorCodes.InvalidParameter, "the engine was closed");
     if (this.depth > 0) return fn();
     this.depth++;
     let result: T;
     try {
-      result = tx(this.db, fn);
+      result = exec(this.db, fn);
     } catch (e) {
       const undo = this.onRollback;
       this.afterCommit = [];
@@ -276,6 +290,24 @@ class LocalEngine implements Engine {
     this.onRollback = [];
     for (const f of done) f();
     return result;
+  }
+
+  /**
+   * `run` that never blocks the thread on the write lock (D3): each attempt takes it without
+   * waiting (`immediateNoWait`) and, while another connection or process holds it, the next
+   * attempt comes after a timer (`withBusyRetryAsync`), so an event loop keeps serving reads and
+   * handshakes meanwhile. `fn` runs synchronously inside one attempt, as in `run`.
+   */
+  private runAsync<T>(fn: () => T, durable = false): Promise<T> {
+    return withBusyRetryAsync(() => {
+      // durable: this commit fsyncs the WAL (synchronous=FULL), for flush; set around one attempt only.
+      if (durable) this.db.pragma("synchronous = FULL");
+      try {
+        return this.run(fn, immediateNoWait);
+      } finally {
+        if (durable) this.db.pragma("synchronous = NORMAL");
+      }
+    });
   }
 
   /**
@@ -1133,9 +1165,9 @@ class LocalEngine implements Engine {
 
   // ---- I/O through an attachment (W1) --------------------------------------------------------
 
-  private ioTarget(attachmentId: string, offset: number, length: number): { a: AttachmentRow; owner: Owner } {
+  private ioTarget(attachmentId: string, offset: number, length: number, maxLength: number | null = MAX_IO_BYTES): { a: AttachmentRow; owner: Owner } {
     const a = this.view(() => this.mustAttachment(attachmentId));
-    checkRange(offset, length, a.capacity_bytes);
+    checkRange(offset, length, a.capacity_bytes, maxLength);
     return { a, owner: this.owner(a.disk_id, a) };
   }
 
@@ -1161,12 +1193,17 @@ class LocalEngine implements Engine {
     return this.read(attachmentId, offset, length);
   }
 
-  private commitIo(attachmentId: string, diskId: string, fn: () => void): void {
-    this.run(() => {
+  /** `fn` inside a transaction that first checks the attachment still holds `diskId`. */
+  private ioTx<T>(attachmentId: string, diskId: string, fn: () => T): () => T {
+    return () => {
       const now = this.attachmentRow(attachmentId);
       needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
-      fn();
-    });
+      return fn();
+    };
+  }
+
+  private commitIo(attachmentId: string, diskId: string, fn: () => void): void {
+    this.run(this.ioTx(attachmentId, diskId, fn));
   }
 
   write(attachmentId: string, offset: number, data: Buffer): void {
@@ -1182,31 +1219,88 @@ class LocalEngine implements Engine {
     }
   }
 
-  /** `write` for servers that keep several requests in flight (see `readAsync`). */
+  /**
+   * `write` for servers that keep several requests in flight: sealed outside the transaction
+   * as `write`, committed through `runAsync` (D3), so waiting for another process's write lock
+   * never blocks the caller's event loop.
+   */
   async writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void> {
-    this.write(attachmentId, offset, data);
+    const raw: unknown = data;
+    needs(raw instanceof Uint8Array, ErrorCodes.InvalidParameterValue, "data must be a Buffer", { property: "data" });
+    const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
+    const prepared = this.blocks.prepareWrite(owner, offset, buf);
+    try {
+      await this.runAsync(this.ioTx(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared)));
+    } finally {
+      this.blocks.release(prepared);
+    }
+  }
+
+  /**
+   * The transactions of one writeZeroes / trim (D1): a zeroing carries no payload, so it may
+   * cover the whole device. Its cost is proportional to the units written in the range, not
+   * to the range (only map rows that exist are visited), and it is applied in transactions of
+   * at most ZERO_BATCH_UNITS units each (bounded transaction and memory): the first one also
+   * zeroes the partial head and tail units. Each step is atomic, and the call returns (the NBD
+   * reply goes out) only after the last one committed. What a crash can leave: a range of up to
+   * ZERO_BATCH_UNITS written units is all-or-nothing; a larger one may be cut between two steps,
+   * every unit then reading either its old data or zeros, never a torn unit — what NBD allows for a
+   * request never acknowledged (a TRIM leaves the contents unspecified anyway; a WRITE_ZEROES is
+   * a write, and an unacknowledged write may be applied in part per block). See docs/nbd.md.
+   */
+  private zeroSteps(attachmentId: string, offset: number, length: number): { start: number; step: (from: number, first: boolean) => () => number | null } {
+    const { a, owner } = this.ioTarget(attachmentId, offset, length, null);
+    const plan = this.blocks.prepareZero(owner, offset, length);
+    const step = (from: number, first: boolean) =>
+      this.ioTx(attachmentId, a.disk_id, () => {
+        if (first) this.blocks.commitWrite(owner, plan.ends);
+        return this.blocks.zeroUnits(owner, from, plan.last, ZERO_BATCH_UNITS);
+      });
+    return { start: plan.first, step };
   }
 
   writeZeroes(attachmentId: string, offset: number, length: number): void {
-    const { a, owner } = this.ioTarget(attachmentId, offset, length);
-    const prepared = this.blocks.prepareZero(owner, offset, length);
-    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared));
+    const { start, step } = this.zeroSteps(attachmentId, offset, length);
+    // `from` advances only once a step committed: a retried step redoes exactly its own work.
+    for (let from: number | null = start, first = true; from !== null; first = false) from = this.run(step(from, first));
+  }
+
+  /** `writeZeroes` through `runAsync` (D3): the event loop runs between steps and while the lock is taken. */
+  async writeZeroesAsync(attachmentId: string, offset: number, length: number): Promise<void> {
+    const { start, step } = this.zeroSteps(attachmentId, offset, length);
+    for (let from: number | null = start, first = true; from !== null; first = false) from = await this.runAsync(step(from, first));
   }
 
   trim(attachmentId: string, offset: number, length: number): void {
     this.writeZeroes(attachmentId, offset, length);
   }
 
+  trimAsync(attachmentId: string, offset: number, length: number): Promise<void> {
+    return this.writeZeroesAsync(attachmentId, offset, length);
+  }
+
+  /** The flush's commit: with synchronous=FULL it fsyncs the WAL, making every earlier commit durable too. */
+  private flushMark(): void {
+    this.sql("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso());
+  }
+
   flush(attachmentId: string): void {
     const a = this.view(() => this.mustAttachment(attachmentId));
     this.blocks.syncDirty(a.lineage_id); // this disk's writes, not every disk's of the process
-    // A commit with synchronous=FULL fsyncs the WAL, making every earlier commit durable too.
     this.db.pragma("synchronous = FULL");
     try {
-      this.run(() => this.sql("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso()));
+      this.run(() => this.flushMark());
     } finally {
       this.db.pragma("synchronous = NORMAL");
     }
+  }
+
+  /** `flush` through `runAsync` (D3). */
+  async flushAsync(attachmentId: string): Promise<void> {
+    const a = this.view(() => this.mustAttachment(attachmentId));
+    this.blocks.syncDirty(a.lineage_id);
+    await this.runAsync(() => this.flushMark(), true);
   }
 
   // ---- images -------------------------------------------------------------------------------------

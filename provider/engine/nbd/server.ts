@@ -681,25 +681,26 @@ class Connection {
             const done = be.write(e.name, offset, payload as Buffer);
             if (isPromise(done)) await done;
           }
-          if (fua) be.flush(e.name);
+          if (fua) await be.flush(e.name);
           break;
         case P.NBD_CMD_FLUSH:
           if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
           if (offBig !== 0n || length !== 0) return P.NBD_EINVAL;
-          be.flush(e.name);
+          await be.flush(e.name);
           break;
         case P.NBD_CMD_TRIM:
+          // No payload: the 32 MiB maximum does not apply, a TRIM may cover the whole export (D1).
           if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_EINVAL;
-          if (length) be.trim(e.name, offset, length);
-          if (fua) be.flush(e.name);
+          if (length) await be.trim(e.name, offset, length);
+          if (fua) await be.flush(e.name);
           break;
         case P.NBD_CMD_WRITE_ZEROES:
           // NO_HOLE: the zeros must stay allocated; reading back zeros is all a client can observe, so plain write-zeroes is fine.
           if (bad(P.NBD_CMD_FLAG_FUA | P.NBD_CMD_FLAG_NO_HOLE)) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_ENOSPC;
-          if (length) be.writeZeroes(e.name, offset, length);
-          if (fua) be.flush(e.name);
+          if (length) await be.writeZeroes(e.name, offset, length);
+          if (fua) await be.flush(e.name);
           break;
         default:
           // CACHE, BLOCK_STATUS (not negotiated) and unknown commands.
