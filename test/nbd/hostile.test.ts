@@ -7,6 +7,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
+import { parseServeFlags } from "../../provider/engine/cli/serve";
 import { MemoryBackend } from "../../provider/engine/nbd/memory-backend";
 import { NbdServer, type NbdServerOptions } from "../../provider/engine/nbd/server";
 import { haveTools, nbdsUri, P, RawClient, run, tmpDir, waitFor } from "./helpers";
@@ -150,6 +151,18 @@ describe("D2: stalled requests and idle connections", () => {
     await roundTrip(c);
     expect(await c.closesWithin(4000)).toBe(true);
     expect(logs.some((l) => /idle for 400 ms/.test(l))).toBe(true);
+  });
+});
+
+describe("D2, D8: encdisk serve sets the limits", () => {
+  test("D2: D8: --handshake-timeout-ms, --request-timeout-ms, --idle-timeout-ms and --max-buffered-mib reach the server options; absent, the server's defaults apply", () => {
+    const f = parseServeFlags(["--handshake-timeout-ms", "2000", "--request-timeout-ms=5000", "--idle-timeout-ms", "0", "--max-buffered-mib", "128"], {});
+    expect(f).toMatchObject({ handshakeTimeoutMs: 2000, requestTimeoutMs: 5000, idleTimeoutMs: 0, maxBufferedBytes: 128 * MiB });
+    const d = parseServeFlags([], {});
+    expect([d.handshakeTimeoutMs, d.requestTimeoutMs, d.idleTimeoutMs, d.maxBufferedBytes]).toEqual([undefined, undefined, undefined, undefined]);
+    expect(() => parseServeFlags(["--idle-timeout-ms", "-1"], {})).toThrow(/idle-timeout-ms expects an integer/);
+    expect(() => parseServeFlags(["--max-buffered-mib", "1"], {})).toThrow(/64\.\./);
+    expect(() => parseServeFlags(["--request-timeout-ms", "0x10"], {})).toThrow(/request-timeout-ms/);
   });
 });
 

@@ -10,6 +10,11 @@
  *   --poll-ms N               how often to re-read the attachment list, in ms (default 250)
  *   --kms-root-key-file FILE  KMS root key file (default: the engine's own lookup, see EngineOptions)
  *   --quiet                   log only errors and the listening line
+ *   --handshake-timeout-ms N  time from connecting to transmission (default 10000)
+ *   --request-timeout-ms N    time a started request (header, WRITE payload) may take to arrive (default 30000)
+ *   --idle-timeout-ms N       close a connection idle between requests this long (default 0: never; a
+ *                             mounted filesystem idles for hours)
+ *   --max-buffered-mib N      bytes buffered for all clients together, in MiB (default 256)
  *
  * Each attachment is one export named by its attachment id; a client authenticates with TLS-PSK
  * (identity = attachment id, key in the attachment's 0600 `pskFile`) and may open only that
@@ -21,7 +26,7 @@ import { EngineBackend } from "../nbd/engine-backend";
 import { NbdServer } from "../nbd/server";
 
 export const SERVE_USAGE =
-  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet]";
+  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet] [--handshake-timeout-ms N] [--request-timeout-ms N] [--idle-timeout-ms N] [--max-buffered-mib N]";
 
 export interface ServeFlags {
   dir: string;
@@ -30,6 +35,11 @@ export interface ServeFlags {
   pollMs: number;
   kmsRootKeyFile?: string;
   quiet: boolean;
+  /** NbdServer limits (D2, D8); absent: the server's defaults. */
+  handshakeTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxBufferedBytes?: number;
 }
 
 /** Parse `HOST:PORT` (IPv6 as `[::1]:PORT`). */
@@ -48,6 +58,12 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
   let pollMs = 250;
   let kmsRootKeyFile: string | undefined;
   let quiet = false;
+  const limits: Pick<ServeFlags, "handshakeTimeoutMs" | "requestTimeoutMs" | "idleTimeoutMs" | "maxBufferedBytes"> = {};
+  const int = (flag: string, v: string, min: number, max: number): number => {
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`${flag} expects an integer ${min}..${max}, got ${JSON.stringify(v)}`);
+    return n;
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const eq = a.indexOf("=");
@@ -69,11 +85,15 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
       }
       case "--kms-root-key-file": kmsRootKeyFile = value(); break;
       case "--quiet": quiet = true; break;
+      case "--handshake-timeout-ms": limits.handshakeTimeoutMs = int(flag, value(), 100, 600_000); break;
+      case "--request-timeout-ms": limits.requestTimeoutMs = int(flag, value(), 100, 3_600_000); break;
+      case "--idle-timeout-ms": limits.idleTimeoutMs = int(flag, value(), 0, 2_147_483_647); break;
+      case "--max-buffered-mib": limits.maxBufferedBytes = int(flag, value(), 64, 1 << 20) * 1024 * 1024; break;
       default: throw new Error(`unknown flag ${JSON.stringify(a)}`);
     }
   }
   const { host, port } = parseListen(listen);
-  return { dir: dir ?? (env.ENCDISK_DIR ? resolveEngineDir(env.ENCDISK_DIR) : resolveEngineDir()), host, port, pollMs, kmsRootKeyFile, quiet };
+  return { dir: dir ?? (env.ENCDISK_DIR ? resolveEngineDir(env.ENCDISK_DIR) : resolveEngineDir()), host, port, pollMs, kmsRootKeyFile, quiet, ...limits };
 }
 
 /**
@@ -98,7 +118,8 @@ export async function serveCommand(args: string[], opts: { stop?: Promise<unknow
         if (/listening|error|failed|cannot/.test(line)) process.stdout.write(`${line}\n`);
       }
     : (line: string): void => void process.stdout.write(`${new Date().toISOString()} ${line}\n`);
-  const server = new NbdServer({ backend: new EngineBackend(engine), host: flags.host, port: flags.port, pollIntervalMs: flags.pollMs, log });
+  const { handshakeTimeoutMs, requestTimeoutMs, idleTimeoutMs, maxBufferedBytes } = flags;
+  const server = new NbdServer({ backend: new EngineBackend(engine), host: flags.host, port: flags.port, pollIntervalMs: flags.pollMs, log, handshakeTimeoutMs, requestTimeoutMs, idleTimeoutMs, maxBufferedBytes });
   try {
     await server.listen();
   } catch (e) {
