@@ -234,6 +234,12 @@ function checkRange(offset: unknown, length: unknown, capacity: number, maxLengt
   needs(offset + length <= capacity, ErrorCodes.OutOfRange, `bytes ${offset}..${offset + length} lie past the end of the device (${capacity} bytes, the capacity the instance sees)`, { property: "offset" });
 }
 
+/** A snapshot may be copied to `destinationRegion` (S4: plain ones only, to another region). */
+function checkCopy(s: { snapshot_id: string; region: string; encrypted: number }, destinationRegion: string): void {
+  needs(destinationRegion !== s.region, ErrorCodes.InvalidParameter, `snapshot ${s.snapshot_id} is already in ${s.region}; choose another destinationRegion`, { property: "destinationRegion" });
+  needs(!s.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `snapshot ${s.snapshot_id} is encrypted, and encrypted snapshots cannot be copied across regions (its key belongs to ${s.region}'s KMS). Copy a plain snapshot instead, or recreate the data in ${destinationRegion}. Nothing was changed.`, { rule: "S4", property: "snapshotId" });
+}
+
 class LocalEngine implements Engine {
   readonly dir: string;
   private readonly db: Db;
@@ -355,6 +361,11 @@ class LocalEngine implements Engine {
    * inside that very transaction).
    */
   private sweepOrphans(): void {
+    // Snapshot copies whose process stopped beating (killed mid-copy, see copySnapshotsStaged).
+    for (const r of this.sql("SELECT k, v FROM meta WHERE k LIKE 'copying:%'").all() as { k: string; v: string }[]) {
+      const { owner, beat } = JSON.parse(r.v) as { owner: string; beat: number };
+      if (Date.now() - beat > ORPHAN_GRACE_MS) this.run(() => this.dropStaged(r.k.slice("copying:".length), owner));
+    }
     for (const r of this.sql("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
     for (const a of this.sql("SELECT attachment_id, psk_file FROM attachments").all() as { attachment_id: string; psk_file: string }[]) {
       if (!fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, this.pskOf(a.attachment_id));
@@ -952,30 +963,73 @@ class LocalEngine implements Engine {
     checkInput(input, "copySnapshot");
     const name = checkName(input.name);
     assertRegion(input.destinationRegion, "destinationRegion");
-    return this.run(() => {
-      const s = this.mustSnapshot(input.snapshotId);
-      return this.toSnapshot(this.copySnapshotRow(s, input.destinationRegion, name || s.name));
-    });
+    const s = this.view(() => this.mustSnapshot(input.snapshotId));
+    checkCopy(s, input.destinationRegion);
+    return this.copySnapshotsStaged([s], input.destinationRegion, [name || s.name], ([id]) => this.toSnapshot(this.snapshotRow(id) as SnapshotRow));
   }
 
-  private copySnapshotRow(s: SnapshotRow, destinationRegion: string, name: string): SnapshotRow {
-    needs(destinationRegion !== s.region, ErrorCodes.InvalidParameter, `snapshot ${s.snapshot_id} is already in ${s.region}; choose another destinationRegion`, { property: "destinationRegion" });
-    needs(!s.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `snapshot ${s.snapshot_id} is encrypted, and encrypted snapshots cannot be copied across regions (its key belongs to ${s.region}'s KMS). Copy a plain snapshot instead, or recreate the data in ${destinationRegion}. Nothing was changed.`, { rule: "S4", property: "snapshotId" });
-    const snapshotId = newId("snap");
-    const lineageId = newId("lin");
-    const now = nowIso();
-    const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
-    this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
-    this.sql(
-      `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
-       VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
-    ).run(snapshotId, name, s.disk_id, zone, destinationRegion, s.size_gb, lineageId, s.snapshot_id, now);
-    this.onRollback.push(() => {
-      this.blocks.forget(lineageId);
-      fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
+  /**
+   * Copies plain snapshots to another region without holding the write lock for the copy (D3):
+   * 1. one short transaction creates each copy's lineage, marked as a copy in progress
+   *    (`meta` key `copying:<lineage>`, with a heartbeat);
+   * 2. the units are copied in batches (`copyAll`, 64 units per transaction), under the copy's
+   *    future snapshot id, which no snapshot row names yet: nothing of it is visible;
+   * 3. one last transaction checks every source still exists (snapshots never change, so one
+   *    that still exists was copied whole), inserts the snapshot rows, clears the marks and
+   *    runs `commit` (copyImage inserts its image there): the copy appears all at once.
+   * A failure drops what was staged; a killed copy leaves a mark whose heartbeat stops, and
+   * `sweepOrphans` drops it once older than ORPHAN_GRACE_MS.
+   */
+  private copySnapshotsStaged<T>(sources: SnapshotRow[], destinationRegion: string, names: string[], commit: (snapshotIds: string[]) => T): T {
+    const staged = sources.map(() => ({ snapshotId: newId("snap"), lineageId: newId("lin") }));
+    const beat = (st: { snapshotId: string; lineageId: string }) =>
+      this.sql("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(`copying:${st.lineageId}`, JSON.stringify({ owner: st.snapshotId, beat: Date.now() }));
+    const stillThere = (s: SnapshotRow) => needs(this.snapshotRow(s.snapshot_id), ErrorCodes.SnapshotNotFound, `snapshot ${s.snapshot_id} was deleted during the copy; nothing was copied`, { property: "snapshotId" });
+    this.run(() => {
+      for (const st of staged) {
+        this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(st.lineageId, destinationRegion, nowIso());
+        beat(st);
+      }
     });
-    this.blocks.copyAll(this.owner(s.snapshot_id, s), { ownerId: snapshotId, lineageId, key: null }, (fn) => fn(), () => undefined);
-    return this.snapshotRow(snapshotId) as SnapshotRow;
+    try {
+      sources.forEach((s, i) => {
+        const st = staged[i];
+        const batch = (fn: () => void) =>
+          this.run(() => {
+            stillThere(s);
+            beat(st);
+            fn();
+          });
+        this.blocks.copyAll(this.owner(s.snapshot_id, s), { ownerId: st.snapshotId, lineageId: st.lineageId, key: null }, batch, () => undefined);
+      });
+      return this.run(() => {
+        const now = nowIso();
+        const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
+        sources.forEach((s, i) => {
+          stillThere(s);
+          this.sql(
+            `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
+             VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
+          ).run(staged[i].snapshotId, names[i], s.disk_id, zone, destinationRegion, s.size_gb, staged[i].lineageId, s.snapshot_id, now);
+          this.sql("DELETE FROM meta WHERE k = ?").run(`copying:${staged[i].lineageId}`);
+        });
+        return commit(staged.map((st) => st.snapshotId));
+      });
+    } catch (e) {
+      try {
+        this.run(() => staged.forEach((st) => this.dropStaged(st.lineageId, st.snapshotId)));
+      } catch {
+        /* sweepOrphans drops it once its heartbeat is stale */
+      }
+      throw e;
+    }
+  }
+
+  /** Drops a staged copy (inside the caller's transaction): its units, its lineage, its mark; the block file after commit. */
+  private dropStaged(lineageId: string, ownerId: string): void {
+    this.blocks.dropMap(ownerId);
+    this.sql("DELETE FROM meta WHERE k = ?").run(`copying:${lineageId}`);
+    this.dropLineageIfUnused(lineageId);
   }
 
   // ---- instances -------------------------------------------------------------------------------
@@ -1373,11 +1427,16 @@ class LocalEngine implements Engine {
     checkInput(input, "copyImage");
     const name = checkName(input.name);
     assertRegion(input.destinationRegion, "destinationRegion");
-    return this.run(() => {
+    const { img, sources } = this.view(() => {
       const img = this.mustImage(input.imageId);
       needs(!img.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `image ${img.image_id} was created from encrypted snapshots, and such images cannot be copied across regions. Nothing was changed.`, { rule: "S4", property: "imageId" });
       needs(input.destinationRegion !== img.region, ErrorCodes.InvalidParameter, `image ${img.image_id} is already in ${img.region}; choose another destinationRegion`, { property: "destinationRegion" });
-      const copies = (JSON.parse(img.snapshot_ids) as string[]).map((id) => this.copySnapshotRow(this.mustSnapshot(id), input.destinationRegion, `${id}-copy`).snapshot_id);
+      return { img, sources: (JSON.parse(img.snapshot_ids) as string[]).map((id) => this.mustSnapshot(id)) };
+    });
+    for (const s of sources) checkCopy(s, input.destinationRegion);
+    // The snapshots are copied in short transactions; the image and its copies appear in one (D3).
+    return this.copySnapshotsStaged(sources, input.destinationRegion, sources.map((s) => `${s.snapshot_id}-copy`), (copies) => {
+      needs(this.sql("SELECT 1 FROM images WHERE image_id = ?").get(img.image_id), ErrorCodes.ImageNotFound, `image ${img.image_id} was deleted during the copy; nothing was copied`, { property: "imageId" });
       const imageId = newId("img");
       this.sql("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, 0, '[]', ?, NULL, ?)")
         .run(imageId, name || img.name, input.destinationRegion, JSON.stringify(copies), img.image_id, nowIso());
@@ -1426,7 +1485,7 @@ class LocalEngine implements Engine {
       const p: string[] = [];
       const q = <T>(sql: string, ...args: unknown[]) => this.sql(sql).all(...args) as T[];
       for (const r of q<{ owner_id: string; idx: number }>(
-        "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id)",
+        "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM meta m WHERE m.k = 'copying:' || u.lineage_id)",
       ))
         p.push(`unit ${r.idx} of ${r.owner_id} belongs to no disk or snapshot of its lineage`);
       for (const r of q<{ owner_id: string; idx: number; slot: number }>("SELECT u.owner_id, u.idx, u.slot FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE u.slot >= l.next_slot OR u.slot < 0"))
@@ -1445,7 +1504,7 @@ class LocalEngine implements Engine {
           if (size < (maxSlot + 1) * UNIT) p.push(`block file of ${r.lineage_id} is ${size < 0 ? "missing" : `${size} bytes, shorter than its units need`}`);
         }
       }
-      for (const r of q<{ lineage_id: string }>("SELECT lineage_id FROM lineages l WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.lineage_id = l.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.lineage_id = l.lineage_id)"))
+      for (const r of q<{ lineage_id: string }>("SELECT lineage_id FROM lineages l WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.lineage_id = l.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.lineage_id = l.lineage_id) AND NOT EXISTS (SELECT 1 FROM meta m WHERE m.k = 'copying:' || l.lineage_id)"))
         p.push(`lineage ${r.lineage_id} is used by no disk or snapshot`);
       for (const r of q<{ owner_id: string; n: number }>(
         "SELECT u.owner_id, COUNT(*) AS n FROM units u JOIN disks d ON d.disk_id = u.owner_id WHERE u.idx * 65536 >= d.size_gb * 1073741824 GROUP BY u.owner_id",
