@@ -127,4 +127,22 @@ describe("D3: the NBD server keeps serving while another process holds the SQLit
       cb.destroy();
     }
   });
+
+  test("D3: the first read after every client left (keys released, unwrapped again from the KMS) needs no write lock either", async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.connectionCount).toBe(0); // the backend released its keys
+    const holder = await holdWriteLock(path.join(dir, "state.db"), HOLD_MS);
+    try {
+      const t0 = Date.now();
+      const c = await RawClient.open(port, b.attachmentId, keyOf(b));
+      c.request(P.NBD_CMD_READ, { handle: 1n, length: 65536 });
+      const r = await c.reply(65536);
+      expect(r.error).toBe(0);
+      expect(holder.exitCode).toBeNull();
+      expect(Date.now() - t0).toBeLessThan(HOLD_MS / 2);
+      c.destroy();
+    } finally {
+      holder.kill();
+    }
+  });
 });

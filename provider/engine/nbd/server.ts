@@ -122,8 +122,8 @@ export const MAX_CONNECTIONS = 256;
  * Past either, the newcomer is admitted and the oldest unauthenticated connection of the peer
  * holding the most is closed: idle sockets cannot lock a client out, they only age out faster.
  */
-export const MAX_UNAUTHENTICATED = 64;
-export const MAX_UNAUTHENTICATED_PER_PEER = 16;
+export const MAX_UNAUTHENTICATED = 128;
+export const MAX_UNAUTHENTICATED_PER_PEER = 32;
 /** From connecting to transmission (greeting, STARTTLS, TLS-PSK, GO): a real client needs milliseconds. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** From a request's first byte to its last (header and WRITE payload): a stall mid-request. */
