@@ -20,6 +20,14 @@
  * and sends their replies before closing; a connection that closes otherwise drops their
  * replies, and the backend's release runs only once none is in flight. The loop waits for
  * 'drain' when replies back up.
+ *
+ * Hostile peers (D2, D8): connections still negotiating have their own limits (overall and per
+ * peer address; past them the oldest of the biggest peer is evicted) and a handshake deadline;
+ * authenticated ones their own cap. A request that started arriving must arrive whole within
+ * requestTimeoutMs (an idle timeout between requests is optional, off by default). One
+ * ByteBudget bounds the bytes all connections buffer; at the bound no socket is read, and under
+ * that pressure the request arriving longest is closed first (see `sweep`). TRIM and
+ * WRITE_ZEROES carry no payload and are not bounded by MAX_PAYLOAD (D1).
  */
 import * as crypto from "node:crypto";
 import * as net from "node:net";
