@@ -193,4 +193,39 @@ describe("D8: the bytes buffered across all connections are bounded", () => {
     // eslint-disable-next-line no-console
     console.log(`D8 figure: 40 stalled 32 MiB WRITEs (2 MiB sent each): peak buffered ${(server.buffered.peak / MiB).toFixed(1)} MiB against a bound of ${limit / MiB} MiB`);
   });
+
+  test("D8: when requests in flight hold the budget (slow writes), a live client sending a request is made to wait, not closed", async () => {
+    let open_ = true;
+    const gate: (() => void)[] = [];
+    const slow = Object.create(backend) as MemoryBackend;
+    slow.write = (name: string, offset: number, data: Buffer) =>
+      open_ ? backend.write(name, offset, data) : new Promise<void>((resolve) => gate.push(() => resolve(backend.write(name, offset, data))));
+    const { server, port, logs } = await start({ backend: slow, maxBufferedBytes: 8 * MiB, pressureGraceMs: 200 });
+    const busy = await open(port);
+    const live = await open(port);
+    open_ = false;
+    const release = () => {
+      open_ = true;
+      for (const g of gate.splice(0)) g();
+    };
+    const data = crypto.randomBytes(MiB);
+    try {
+      // Two 4 MiB writes in flight fill the 8 MiB budget; the third's payload and the live
+      // client's wait, parked, for the budget.
+      for (let k = 0; k < 3; k++) busy.request(P.NBD_CMD_WRITE, { handle: BigInt(k), offset: k * 4 * MiB, data: Buffer.alloc(4 * MiB, k + 1) });
+      await waitFor(() => gate.length === 2 && server.buffered.used >= 8 * MiB);
+      live.request(P.NBD_CMD_WRITE, { handle: 9n, offset: 20 * MiB, data });
+      await new Promise((r) => setTimeout(r, 1000)); // five times the grace
+      expect(live.closed).toBe(false);
+      expect(busy.closed).toBe(false);
+      expect(logs.some((l) => /buffer budget/.test(l))).toBe(false);
+    } finally {
+      release();
+    }
+    // The third write reaches the (now open) backend once the budget frees.
+    await waitFor(() => gate.length === 0);
+    for (let k = 0; k < 3; k++) expect((await busy.reply()).error).toBe(0);
+    expect((await live.reply()).error).toBe(0);
+    expect(backend.data(A).subarray(20 * MiB, 21 * MiB).equals(data)).toBe(true);
+  });
 });

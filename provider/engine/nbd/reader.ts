@@ -15,6 +15,8 @@ export class Disconnect extends Error {}
  */
 export class ByteBudget {
   used = 0;
+  /** Of `used`, what readers hold (bytes arrived and not yet taken by a request). */
+  arrived = 0;
   /** Highest `used` seen (for tests and measurements). */
   peak = 0;
   private readonly parked = new Set<ByteReader>();
@@ -30,12 +32,14 @@ export class ByteBudget {
     return this.parked.size;
   }
 
-  take(n: number): void {
+  take(n: number, arrived = false): void {
+    if (arrived) this.arrived += n;
     this.used += n;
     if (this.used > this.peak) this.peak = this.used;
   }
 
-  give(n: number): void {
+  give(n: number, arrived = false): void {
+    if (arrived) this.arrived -= n;
     this.used -= n;
     if (this.parked.size && !this.exhausted) {
       for (const r of [...this.parked]) {
@@ -74,7 +78,7 @@ export class ByteReader {
     this.chunks.push(chunk);
     this.avail += chunk.length;
     this.lastData = Date.now();
-    this.budget?.take(chunk.length);
+    this.budget?.take(chunk.length, true);
     const w = this.waiter;
     if (w && this.avail >= w.n) {
       this.waiter = null;
@@ -137,7 +141,7 @@ export class ByteReader {
     this.stream.off("error", this.onError);
     const rest = Buffer.concat(this.chunks);
     this.chunks = [];
-    this.budget?.give(this.avail);
+    this.budget?.give(this.avail, true);
     this.avail = 0;
     this.budgetStop = false;
     this.budget?.unpark(this);
@@ -198,7 +202,7 @@ export class ByteReader {
       }
     }
     this.avail -= n;
-    this.budget?.give(n);
+    this.budget?.give(n, true);
     if (this.paused && !this.budgetStop && this.avail < this.highWater) {
       this.paused = false;
       this.stream.resume();

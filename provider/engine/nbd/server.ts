@@ -992,7 +992,8 @@ export class NbdServer {
    * requestTimeoutMs (a stall mid-request, e.g. a half-sent WRITE) closes its connection; so does
    * an idle connection past idleTimeoutMs, when set. While the buffer budget is used up and
    * readers wait for it, the connection whose request has been arriving longest (past
-   * pressureGraceMs) is closed, giving its bytes back.
+   * pressureGraceMs) is closed, giving its bytes back, when it is arrivals (bytes readers hold)
+   * that fill at least half the budget.
    */
   private sweep(): void {
     const now = Date.now();
@@ -1003,7 +1004,10 @@ export class NbdServer {
       else if (this.idleTimeoutMs > 0 && c.idleFor(now) > this.idleTimeoutMs) c.close(`idle for ${this.idleTimeoutMs} ms`);
       else if (c.requestSince !== null && c.buffered > 0 && (!oldest || c.requestSince < (oldest.requestSince as number))) oldest = c;
     }
-    if (oldest && this.budget.exhausted && this.budget.waiting > 0 && now - (oldest.requestSince as number) > this.pressureGraceMs) {
+    // Only when arrivals fill the budget: requests in flight that hold it (say, writes waiting for
+    // another process's SQLite lock) give it back on their own, and live clients must not pay.
+    const arrivals = this.budget.arrived >= this.budget.limit / 2;
+    if (oldest && arrivals && this.budget.exhausted && this.budget.waiting > 0 && now - (oldest.requestSince as number) > this.pressureGraceMs) {
       oldest.close(`request still arriving after ${now - (oldest.requestSince as number)} ms while the server's buffer budget (${this.budget.limit} bytes) is used up`);
     }
   }
