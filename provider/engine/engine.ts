@@ -15,7 +15,7 @@ import { newId, nowIso } from "./ids";
 import { Integrity } from "./kms/integrity";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
-import { openDb, readTx, tx, withBusyRetry, type Db, type Statement } from "./store/db";
+import { immediateNoWait, openDb, readTx, tx, withBusyRetry, withBusyRetryAsync, type Db, type Statement } from "./store/db";
 import {
   CLOUD_DISK_TYPES,
   DISK_SIZE_LIMITS,
@@ -42,8 +42,13 @@ import {
 } from "./types";
 
 const GiB = 1024 ** 3;
-/** Largest single read or write through an attachment. */
+/** Largest single read or write through an attachment (a payload; writeZeroes / trim carry none and may cover the whole device). */
 export const MAX_IO_BYTES = 64 * 1024 * 1024;
+/**
+ * Written units one transaction of a writeZeroes / trim unmaps at most: a larger range is
+ * applied in several transactions (bounded transaction size and memory), each atomic.
+ */
+export const ZERO_BATCH_UNITS = 4096;
 export const DEFAULT_PRICE_PER_CALL_MICROS = 6; // 0.06 per 10,000 calls
 export const DEFAULT_STARTING_BALANCE_MICROS = 100_000_000; // 100.00
 /**
@@ -246,10 +251,22 @@ function checkSize(sizeGb: unknown, usage: DiskUsage, property = "sizeGb"): numb
   return sizeGb;
 }
 
-function checkRange(offset: unknown, length: unknown, capacity: number): void {
+/** `maxLength`: MAX_IO_BYTES for calls that carry the data (read, write), none for writeZeroes / trim. */
+function checkRange(offset: unknown, length: unknown, capacity: number, maxLength: number | null = MAX_IO_BYTES): void {
   needs(typeof offset === "number" && Number.isSafeInteger(offset) && offset >= 0, ErrorCodes.OutOfRange, `offset must be a non-negative integer, got ${show(offset)}`, { property: "offset" });
-  needs(typeof length === "number" && Number.isSafeInteger(length) && length >= 0 && length <= MAX_IO_BYTES, ErrorCodes.OutOfRange, `length must be an integer from 0 to ${MAX_IO_BYTES} per call, got ${show(length)}`, { property: "length" });
+  needs(
+    typeof length === "number" && Number.isSafeInteger(length) && length >= 0 && (maxLength === null || length <= maxLength),
+    ErrorCodes.OutOfRange,
+    maxLength === null ? `length must be a non-negative integer, got ${show(length)}` : `length must be an integer from 0 to ${maxLength} per call, got ${show(length)}`,
+    { property: "length" },
+  );
   needs(offset + length <= capacity, ErrorCodes.OutOfRange, `bytes ${offset}..${offset + length} lie past the end of the device (${capacity} bytes, the capacity the instance sees)`, { property: "offset" });
+}
+
+/** A snapshot may be copied to `destinationRegion` (S4: plain ones only, to another region). */
+function checkCopy(s: { snapshot_id: string; region: string; encrypted: number }, destinationRegion: string): void {
+  needs(destinationRegion !== s.region, ErrorCodes.InvalidParameter, `snapshot ${s.snapshot_id} is already in ${s.region}; choose another destinationRegion`, { property: "destinationRegion" });
+  needs(!s.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `snapshot ${s.snapshot_id} is encrypted, and encrypted snapshots cannot be copied across regions (its key belongs to ${s.region}'s KMS). Copy a plain snapshot instead, or recreate the data in ${destinationRegion}. Nothing was changed.`, { rule: "S4", property: "snapshotId" });
 }
 
 class LocalEngine implements Engine {
@@ -290,14 +307,17 @@ class LocalEngine implements Engine {
 
   // ---- plumbing ---------------------------------------------------------------------------
 
-  /** One transaction; nested calls join the outer one. File side effects run after commit. */
-  private run<T>(fn: () => T): T {
+  /**
+   * One transaction; nested calls join the outer one. File side effects run after commit.
+   * `exec` runs the transaction (default: `tx`, which waits for the write lock).
+   */
+  private run<T>(fn: () => T, exec: (db: Db, fn: () => T) => T = tx): T {
     needs(!this.closed, ErrorCodes.InvalidParameter, "the engine was closed");
     if (this.depth > 0) return fn();
     this.depth++;
     let result: T;
     try {
-      result = tx(this.db, fn);
+      result = exec(this.db, fn);
     } catch (e) {
       const undo = this.onRollback;
       this.afterCommit = [];
@@ -316,6 +336,24 @@ class LocalEngine implements Engine {
       throw this.diskFull(e);
     }
     return result;
+  }
+
+  /**
+   * `run` that never blocks the thread on the write lock (D3): each attempt takes it without
+   * waiting (`immediateNoWait`) and, while another connection or process holds it, the next
+   * attempt comes after a timer (`withBusyRetryAsync`), so an event loop keeps serving reads and
+   * handshakes meanwhile. `fn` runs synchronously inside one attempt, as in `run`.
+   */
+  private runAsync<T>(fn: () => T, durable = false): Promise<T> {
+    return withBusyRetryAsync(() => {
+      // durable: this commit fsyncs the WAL (synchronous=FULL), for flush; set around one attempt only.
+      if (durable) this.db.pragma("synchronous = FULL");
+      try {
+        return this.run(fn, immediateNoWait);
+      } finally {
+        if (durable) this.db.pragma("synchronous = NORMAL");
+      }
+    });
   }
 
   /**
@@ -420,6 +458,11 @@ class LocalEngine implements Engine {
    * inside that very transaction).
    */
   private sweepOrphans(): void {
+    // Snapshot copies whose process stopped beating (killed mid-copy, see copySnapshotsStaged).
+    for (const r of this.sql("SELECT k, v FROM meta WHERE k LIKE 'copying:%'").all() as { k: string; v: string }[]) {
+      const { owner, beat } = JSON.parse(r.v) as { owner: string; beat: number };
+      if (Date.now() - beat > ORPHAN_GRACE_MS) this.run(() => this.dropStaged(r.k.slice("copying:".length), owner));
+    }
     for (const r of this.sql("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
     for (const a of this.sql("SELECT attachment_id, psk_file FROM attachments").all() as { attachment_id: string; psk_file: string }[]) {
       if (!fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, this.pskOf(a.attachment_id));
@@ -1085,33 +1128,76 @@ class LocalEngine implements Engine {
     checkInput(input, "copySnapshot");
     const name = checkName(input.name);
     assertRegion(input.destinationRegion, "destinationRegion");
-    return this.run(() => {
-      const s = this.mustSnapshot(input.snapshotId);
-      return this.toSnapshot(this.copySnapshotRow(s, input.destinationRegion, name || s.name));
-    });
+    const s = this.view(() => this.mustSnapshot(input.snapshotId));
+    checkCopy(s, input.destinationRegion);
+    return this.copySnapshotsStaged([s], input.destinationRegion, [name || s.name], ([id]) => this.toSnapshot(this.snapshotRow(id) as SnapshotRow));
   }
 
-  private copySnapshotRow(s: SnapshotRow, destinationRegion: string, name: string): SnapshotRow {
-    needs(destinationRegion !== s.region, ErrorCodes.InvalidParameter, `snapshot ${s.snapshot_id} is already in ${s.region}; choose another destinationRegion`, { property: "destinationRegion" });
-    needs(!s.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `snapshot ${s.snapshot_id} is encrypted, and encrypted snapshots cannot be copied across regions (its key belongs to ${s.region}'s KMS). Copy a plain snapshot instead, or recreate the data in ${destinationRegion}. Nothing was changed.`, { rule: "S4", property: "snapshotId" });
-    const snapshotId = newId("snap");
-    const lineageId = newId("lin");
-    const now = nowIso();
-    const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
-    this.openOwner(s.snapshot_id);
-    this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(lineageId, destinationRegion, now);
-    this.integrity.sealLineage(lineageId);
-    this.sql(
-      `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
-       VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
-    ).run(snapshotId, name, s.disk_id, zone, destinationRegion, s.size_gb, lineageId, s.snapshot_id, now);
-    this.integrity.onEmpty(snapshotId);
-    this.onRollback.push(() => {
-      this.blocks.forget(lineageId);
-      fs.rmSync(this.blocks.blockFile(lineageId), { force: true });
+  /**
+   * Copies plain snapshots to another region without holding the write lock for the copy (D3):
+   * 1. one short transaction creates each copy's lineage, marked as a copy in progress
+   *    (`meta` key `copying:<lineage>`, with a heartbeat);
+   * 2. the units are copied in batches (`copyAll`, 64 units per transaction), under the copy's
+   *    future snapshot id, which no snapshot row names yet: nothing of it is visible;
+   * 3. one last transaction checks every source still exists (snapshots never change, so one
+   *    that still exists was copied whole), inserts the snapshot rows, clears the marks and
+   *    runs `commit` (copyImage inserts its image there): the copy appears all at once.
+   * A failure drops what was staged; a killed copy leaves a mark whose heartbeat stops, and
+   * `sweepOrphans` drops it once older than ORPHAN_GRACE_MS.
+   */
+  private copySnapshotsStaged<T>(sources: SnapshotRow[], destinationRegion: string, names: string[], commit: (snapshotIds: string[]) => T): T {
+    const staged = sources.map(() => ({ snapshotId: newId("snap"), lineageId: newId("lin") }));
+    for (const s of sources) this.openOwner(s.snapshot_id); // D7/D10: the source's seal and map hold
+    const beat = (st: { snapshotId: string; lineageId: string }) =>
+      this.sql("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(`copying:${st.lineageId}`, JSON.stringify({ owner: st.snapshotId, beat: Date.now() }));
+    const stillThere = (s: SnapshotRow) => needs(this.snapshotRow(s.snapshot_id), ErrorCodes.SnapshotNotFound, `snapshot ${s.snapshot_id} was deleted during the copy; nothing was copied`, { property: "snapshotId" });
+    this.run(() => {
+      for (const st of staged) {
+        this.sql("INSERT INTO lineages (lineage_id, region, encrypted, next_slot, created_at) VALUES (?, ?, 0, 0, ?)").run(st.lineageId, destinationRegion, nowIso());
+        this.integrity.sealLineage(st.lineageId); // D7
+        beat(st);
+      }
     });
-    this.blocks.copyAll(this.owner(s.snapshot_id, s), { ownerId: snapshotId, lineageId, key: null }, (fn) => fn(), () => undefined);
-    return this.snapshotRow(snapshotId) as SnapshotRow;
+    try {
+      sources.forEach((s, i) => {
+        const st = staged[i];
+        const batch = (fn: () => void) =>
+          this.run(() => {
+            stillThere(s);
+            beat(st);
+            fn();
+          });
+        this.blocks.copyAll(this.owner(s.snapshot_id, s), { ownerId: st.snapshotId, lineageId: st.lineageId, key: null }, batch, () => undefined);
+      });
+      return this.run(() => {
+        const now = nowIso();
+        const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
+        sources.forEach((s, i) => {
+          stillThere(s);
+          this.sql(
+            `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
+             VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
+          ).run(staged[i].snapshotId, names[i], s.disk_id, zone, destinationRegion, s.size_gb, staged[i].lineageId, s.snapshot_id, now);
+          this.integrity.sealMap(staged[i].snapshotId, staged[i].lineageId); // D10: the staged map, now owned
+          this.sql("DELETE FROM meta WHERE k = ?").run(`copying:${staged[i].lineageId}`);
+        });
+        return commit(staged.map((st) => st.snapshotId));
+      });
+    } catch (e) {
+      try {
+        this.run(() => staged.forEach((st) => this.dropStaged(st.lineageId, st.snapshotId)));
+      } catch {
+        /* sweepOrphans drops it once its heartbeat is stale */
+      }
+      throw e;
+    }
+  }
+
+  /** Drops a staged copy (inside the caller's transaction): its units, its lineage, its mark; the block file after commit. */
+  private dropStaged(lineageId: string, ownerId: string): void {
+    this.blocks.dropMap(ownerId);
+    this.sql("DELETE FROM meta WHERE k = ?").run(`copying:${lineageId}`);
+    this.dropLineageIfUnused(lineageId);
   }
 
   // ---- instances -------------------------------------------------------------------------------
@@ -1301,9 +1387,9 @@ class LocalEngine implements Engine {
 
   // ---- I/O through an attachment (W1) --------------------------------------------------------
 
-  private ioTarget(attachmentId: string, offset: number, length: number): { a: AttachmentRow; owner: Owner } {
+  private ioTarget(attachmentId: string, offset: number, length: number, maxLength: number | null = MAX_IO_BYTES): { a: AttachmentRow; owner: Owner } {
     const a = this.view(() => this.mustAttachment(attachmentId));
-    checkRange(offset, length, a.capacity_bytes);
+    checkRange(offset, length, a.capacity_bytes, maxLength);
     this.openOwner(a.disk_id, a);
     return { a, owner: this.owner(a.disk_id, a) };
   }
@@ -1330,23 +1416,31 @@ class LocalEngine implements Engine {
     return this.read(attachmentId, offset, length);
   }
 
+  /** `fn` inside a transaction that first checks the attachment still holds `diskId`. */
+  private ioTx<T>(attachmentId: string, diskId: string, fn: () => T): () => T {
+    return () => {
+      const now = this.attachmentRow(attachmentId);
+      needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
+      return fn();
+    };
+  }
+
   private commitIo(attachmentId: string, diskId: string, fn: () => void, lineageId?: string): void {
     try {
-      this.run(() => {
-        const now = this.attachmentRow(attachmentId);
-        needs(now && now.disk_id === diskId, ErrorCodes.NotAttached, `attachment ${attachmentId} was detached during the write; nothing was written`, { property: "attachmentId" });
-        fn();
-      });
+      this.run(this.ioTx(attachmentId, diskId, fn));
     } catch (e) {
-      // D9: a write that failed gives back the space its uncommitted slots took at the file's end.
-      if (lineageId && e instanceof EngineError && e.code === ErrorCodes.DiskFull) {
-        try {
-          this.run(() => this.blocks.trimTail(lineageId));
-        } catch {
-          /* the next failed write, or check, tries again */
-        }
-      }
+      this.giveBackSpace(e, lineageId);
       throw e;
+    }
+  }
+
+  /** D9: a write that failed on a full file system gives back the space its uncommitted slots took at the file's end. */
+  private giveBackSpace(e: unknown, lineageId: string | undefined): void {
+    if (!lineageId || !(e instanceof EngineError && e.code === ErrorCodes.DiskFull)) return;
+    try {
+      this.run(() => this.blocks.trimTail(lineageId));
+    } catch {
+      /* the next failed write, or check, tries again */
     }
   }
 
@@ -1363,31 +1457,91 @@ class LocalEngine implements Engine {
     }
   }
 
-  /** `write` for servers that keep several requests in flight (see `readAsync`). */
+  /**
+   * `write` for servers that keep several requests in flight: sealed outside the transaction
+   * as `write`, committed through `runAsync` (D3), so waiting for another process's write lock
+   * never blocks the caller's event loop.
+   */
   async writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void> {
-    this.write(attachmentId, offset, data);
+    const raw: unknown = data;
+    needs(raw instanceof Uint8Array, ErrorCodes.InvalidParameterValue, "data must be a Buffer", { property: "data" });
+    const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
+    const prepared = this.blocks.prepareWrite(owner, offset, buf);
+    try {
+      await this.runAsync(this.ioTx(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared)));
+    } catch (e) {
+      this.giveBackSpace(e, a.lineage_id);
+      throw e;
+    } finally {
+      this.blocks.release(prepared);
+    }
+  }
+
+  /**
+   * The transactions of one writeZeroes / trim (D1): a zeroing carries no payload, so it may
+   * cover the whole device. Its cost is proportional to the units written in the range, not
+   * to the range (only map rows that exist are visited), and it is applied in transactions of
+   * at most ZERO_BATCH_UNITS units each (bounded transaction and memory): the first one also
+   * zeroes the partial head and tail units. Each step is atomic, and the call returns (the NBD
+   * reply goes out) only after the last one committed. What a crash can leave: a range of up to
+   * ZERO_BATCH_UNITS written units is all-or-nothing; a larger one may be cut between two steps,
+   * every unit then reading either its old data or zeros, never a torn unit — what NBD allows for a
+   * request never acknowledged (a TRIM leaves the contents unspecified anyway; a WRITE_ZEROES is
+   * a write, and an unacknowledged write may be applied in part per block). See docs/nbd.md.
+   */
+  private zeroSteps(attachmentId: string, offset: number, length: number): { start: number; step: (from: number, first: boolean) => () => number | null } {
+    const { a, owner } = this.ioTarget(attachmentId, offset, length, null);
+    const plan = this.blocks.prepareZero(owner, offset, length);
+    const step = (from: number, first: boolean) =>
+      this.ioTx(attachmentId, a.disk_id, () => {
+        if (first) this.blocks.commitWrite(owner, plan.ends);
+        return this.blocks.zeroUnits(owner, from, plan.last, ZERO_BATCH_UNITS);
+      });
+    return { start: plan.first, step };
   }
 
   writeZeroes(attachmentId: string, offset: number, length: number): void {
-    const { a, owner } = this.ioTarget(attachmentId, offset, length);
-    const prepared = this.blocks.prepareZero(owner, offset, length);
-    this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared), a.lineage_id);
+    const { start, step } = this.zeroSteps(attachmentId, offset, length);
+    // `from` advances only once a step committed: a retried step redoes exactly its own work.
+    for (let from: number | null = start, first = true; from !== null; first = false) from = this.run(step(from, first));
+  }
+
+  /** `writeZeroes` through `runAsync` (D3): the event loop runs between steps and while the lock is taken. */
+  async writeZeroesAsync(attachmentId: string, offset: number, length: number): Promise<void> {
+    const { start, step } = this.zeroSteps(attachmentId, offset, length);
+    for (let from: number | null = start, first = true; from !== null; first = false) from = await this.runAsync(step(from, first));
   }
 
   trim(attachmentId: string, offset: number, length: number): void {
     this.writeZeroes(attachmentId, offset, length);
   }
 
+  trimAsync(attachmentId: string, offset: number, length: number): Promise<void> {
+    return this.writeZeroesAsync(attachmentId, offset, length);
+  }
+
+  /** The flush's commit: with synchronous=FULL it fsyncs the WAL, making every earlier commit durable too. */
+  private flushMark(): void {
+    this.sql("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso());
+  }
+
   flush(attachmentId: string): void {
     const a = this.view(() => this.mustAttachment(attachmentId));
     this.blocks.syncDirty(a.lineage_id); // this disk's writes, not every disk's of the process
-    // A commit with synchronous=FULL fsyncs the WAL, making every earlier commit durable too.
     this.db.pragma("synchronous = FULL");
     try {
-      this.run(() => this.sql("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso()));
+      this.run(() => this.flushMark());
     } finally {
       this.db.pragma("synchronous = NORMAL");
     }
+  }
+
+  /** `flush` through `runAsync` (D3). */
+  async flushAsync(attachmentId: string): Promise<void> {
+    const a = this.view(() => this.mustAttachment(attachmentId));
+    this.blocks.syncDirty(a.lineage_id);
+    await this.runAsync(() => this.flushMark(), true);
   }
 
   // ---- images -------------------------------------------------------------------------------------
@@ -1460,11 +1614,16 @@ class LocalEngine implements Engine {
     checkInput(input, "copyImage");
     const name = checkName(input.name);
     assertRegion(input.destinationRegion, "destinationRegion");
-    return this.run(() => {
+    const { img, sources } = this.view(() => {
       const img = this.mustImage(input.imageId);
       needs(!img.encrypted, ErrorCodes.EncryptedCrossRegionCopy, `image ${img.image_id} was created from encrypted snapshots, and such images cannot be copied across regions. Nothing was changed.`, { rule: "S4", property: "imageId" });
       needs(input.destinationRegion !== img.region, ErrorCodes.InvalidParameter, `image ${img.image_id} is already in ${img.region}; choose another destinationRegion`, { property: "destinationRegion" });
-      const copies = (JSON.parse(img.snapshot_ids) as string[]).map((id) => this.copySnapshotRow(this.mustSnapshot(id), input.destinationRegion, `${id}-copy`).snapshot_id);
+      return { img, sources: (JSON.parse(img.snapshot_ids) as string[]).map((id) => this.mustSnapshot(id)) };
+    });
+    for (const s of sources) checkCopy(s, input.destinationRegion);
+    // The snapshots are copied in short transactions; the image and its copies appear in one (D3).
+    return this.copySnapshotsStaged(sources, input.destinationRegion, sources.map((s) => `${s.snapshot_id}-copy`), (copies) => {
+      needs(this.sql("SELECT 1 FROM images WHERE image_id = ?").get(img.image_id), ErrorCodes.ImageNotFound, `image ${img.image_id} was deleted during the copy; nothing was copied`, { property: "imageId" });
       const imageId = newId("img");
       this.sql("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, 0, '[]', ?, NULL, ?)")
         .run(imageId, name || img.name, input.destinationRegion, JSON.stringify(copies), img.image_id, nowIso());
@@ -1573,7 +1732,7 @@ class LocalEngine implements Engine {
       const p: string[] = [...sealProblems];
       const q = <T>(sql: string, ...args: unknown[]) => this.sql(sql).all(...args) as T[];
       for (const r of q<{ owner_id: string; idx: number }>(
-        "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id)",
+        "SELECT owner_id, idx FROM units u WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.disk_id = u.owner_id AND d.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id = u.owner_id AND s.lineage_id = u.lineage_id) AND NOT EXISTS (SELECT 1 FROM meta m WHERE m.k = 'copying:' || u.lineage_id)",
       ))
         p.push(`unit ${r.idx} of ${r.owner_id} belongs to no disk or snapshot of its lineage`);
       for (const r of q<{ owner_id: string; idx: number; slot: number }>("SELECT u.owner_id, u.idx, u.slot FROM units u JOIN lineages l ON l.lineage_id = u.lineage_id WHERE u.slot >= l.next_slot OR u.slot < 0"))
@@ -1592,7 +1751,7 @@ class LocalEngine implements Engine {
           if (size < (maxSlot + 1) * UNIT) p.push(`block file of ${r.lineage_id} is ${size < 0 ? "missing" : `${size} bytes, shorter than its units need`}`);
         }
       }
-      for (const r of q<{ lineage_id: string }>("SELECT lineage_id FROM lineages l WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.lineage_id = l.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.lineage_id = l.lineage_id)"))
+      for (const r of q<{ lineage_id: string }>("SELECT lineage_id FROM lineages l WHERE NOT EXISTS (SELECT 1 FROM disks d WHERE d.lineage_id = l.lineage_id) AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.lineage_id = l.lineage_id) AND NOT EXISTS (SELECT 1 FROM meta m WHERE m.k = 'copying:' || l.lineage_id)"))
         p.push(`lineage ${r.lineage_id} is used by no disk or snapshot`);
       for (const r of q<{ owner_id: string; n: number }>(
         "SELECT u.owner_id, COUNT(*) AS n FROM units u JOIN disks d ON d.disk_id = u.owner_id WHERE u.idx * 65536 >= d.size_gb * 1073741824 GROUP BY u.owner_id",

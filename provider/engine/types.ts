@@ -294,12 +294,16 @@ export interface Engine {
   readAsync(attachmentId: string, offset: number, length: number): Promise<Buffer>;
   /** `write` as a Promise, for servers that keep several requests in flight; a failed write changes nothing. */
   writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void>;
-  /** Zero a range (unmaps whole units; partial units are written as zeros). */
+  /** Zero a range (unmaps whole units; partial units are written as zeros). No 64 MiB limit: it may cover the whole device, applied in bounded steps. */
   writeZeroes(attachmentId: string, offset: number, length: number): void;
   /** Discard a range (same effect as writeZeroes here: discarded ranges read as zeros). */
   trim(attachmentId: string, offset: number, length: number): void;
   /** Make everything written so far durable against power loss (fsync data and state). */
   flush(attachmentId: string): void;
+  /** `writeZeroes` / `trim` / `flush` as Promises that never block the event loop on another process's write lock (the NBD server). */
+  writeZeroesAsync(attachmentId: string, offset: number, length: number): Promise<void>;
+  trimAsync(attachmentId: string, offset: number, length: number): Promise<void>;
+  flushAsync(attachmentId: string): Promise<void>;
   /** Release (zero) every working key and cached plaintext this process holds. Called by servers when the last client leaves. */
   releaseKeys(): void;
 

@@ -110,6 +110,7 @@ export class BlockStore {
     fs.mkdirSync(path.join(dir, "blocks"), { recursive: true, mode: 0o700 });
     this.st = {
       range: db.prepare("SELECT idx, slot, nonce, tag FROM units WHERE owner_id = ? AND idx BETWEEN ? AND ? ORDER BY idx"),
+      rangeSlots: db.prepare("SELECT idx, slot, nonce, tag, lineage_id FROM units WHERE owner_id = ? AND idx BETWEEN ? AND ? ORDER BY idx LIMIT ?"),
       row: db.prepare("SELECT idx, slot, nonce, tag FROM units WHERE owner_id = ? AND idx = ?"),
       upsert: db.prepare(
         "INSERT INTO units (owner_id, idx, lineage_id, slot, nonce, tag) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner_id, idx) DO UPDATE SET lineage_id = excluded.lineage_id, slot = excluded.slot, nonce = excluded.nonce, tag = excluded.tag",
@@ -444,20 +445,43 @@ export class BlockStore {
     prepared.partial.length = 0;
   }
 
-  /** Whole-unit holes for [offset, offset+length); partial ends are zeroed under the lock. */
-  prepareZero(owner: Owner, offset: number, length: number): PreparedWrite {
-    const prepared: PreparedWrite = { sealed: [], partial: [], buffers: [] };
-    if (length === 0) return prepared;
-    const first = Math.floor(offset / UNIT);
-    const last = Math.floor((offset + length - 1) / UNIT);
-    for (let idx = first; idx <= last; idx++) {
+  /**
+   * Zeroing [offset, offset+length): `ends`, the partial head and tail units (at most two,
+   * zeroed under the lock by `commitWrite`), and the whole units [first, last] that `zeroUnits`
+   * unmaps. Memory is constant whatever the length (no per-unit entries).
+   */
+  prepareZero(owner: Owner, offset: number, length: number): { ends: PreparedWrite; first: number; last: number } {
+    const ends: PreparedWrite = { sealed: [], partial: [], buffers: [] };
+    if (length === 0) return { ends, first: 0, last: -1 };
+    const end = offset + length;
+    const first = Math.ceil(offset / UNIT);
+    const last = Math.floor(end / UNIT) - 1;
+    const partial = (idx: number) => {
       const unitStart = idx * UNIT;
       const s = Math.max(offset, unitStart);
-      const e = Math.min(offset + length, unitStart + UNIT);
-      if (s === unitStart && e === unitStart + UNIT) prepared.sealed.push({ idx, data: null, nonce: null, tag: null });
-      else prepared.partial.push({ idx, from: s - unitStart, bytes: Buffer.alloc(e - s) });
-    }
-    return prepared;
+      const e = Math.min(end, unitStart + UNIT);
+      ends.partial.push({ idx, from: s - unitStart, bytes: Buffer.alloc(e - s) });
+    };
+    const head = Math.floor(offset / UNIT);
+    const tail = Math.floor((end - 1) / UNIT);
+    if (head < first || head > last) partial(head);
+    if (tail !== head && (tail < first || tail > last)) partial(tail);
+    return { ends, first, last };
+  }
+
+  /**
+   * Unmaps up to `limit` written units of [from, last] (MUST run inside the caller's
+   * transaction): only map rows that exist are visited, so the cost is proportional to the
+   * units written, not to the range. Returns where the next call continues, or null when none
+   * is left.
+   */
+  zeroUnits(owner: Owner, from: number, last: number, limit: number): number | null {
+    if (from > last) return null;
+    const rows = this.st.rangeSlots.all(owner.ownerId, from, last, limit) as (UnitRow & { lineage_id: string })[];
+    for (const r of rows) this.st.del.run(owner.ownerId, r.idx);
+    if (rows.length) this.mapMac?.onCommit(owner.ownerId, owner.lineageId, rows, []); // D10: the MAC follows the unmapped rows
+    for (const r of rows) if (!this.st.referenced.get(r.lineage_id, r.slot)) this.st.free.run(r.lineage_id, r.slot);
+    return rows.length < limit ? null : rows[rows.length - 1].idx + 1;
   }
 
   /** Stores a prepared write: MUST run inside the caller's (IMMEDIATE) transaction. */

@@ -20,7 +20,16 @@ export const GLOBAL_OPTIONS: OptionSpec = {
 };
 
 /** `encdisk serve`'s own options (the serve module is loaded only for that command). */
-export const SERVE_OPTIONS: OptionSpec = { listen: { type: "string" }, "poll-ms": { type: "string" }, quiet: { type: "boolean" } };
+export const SERVE_OPTIONS: OptionSpec = {
+  listen: { type: "string" },
+  "poll-ms": { type: "string" },
+  quiet: { type: "boolean" },
+  // The server's limits against hostile and stalled peers (D2, D8); see docs/nbd.md.
+  "handshake-timeout-ms": { type: "string" },
+  "request-timeout-ms": { type: "string" },
+  "idle-timeout-ms": { type: "string" },
+  "max-buffered-mib": { type: "string" },
+};
 
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
 

@@ -11,6 +11,11 @@
  *   --kms-root-key-file FILE  KMS root key file (default: the engine's own lookup, see EngineOptions)
  *   --quiet                   log only errors and the listening line
  *   --json                    log lines as JSON objects ({"time", "message"})
+ *   --handshake-timeout-ms N  time from connecting to transmission (default 10000)
+ *   --request-timeout-ms N    time a started request (header, WRITE payload) may take to arrive (default 30000)
+ *   --idle-timeout-ms N       close a connection idle between requests this long (default 0: never; a
+ *                             mounted filesystem idles for hours)
+ *   --max-buffered-mib N      bytes buffered for all clients together, in MiB (default 256)
  *
  * Each attachment is one export named by its attachment id; a client authenticates with TLS-PSK
  * (identity = attachment id, key in the attachment's 0600 `pskFile`) and may open only that
@@ -27,7 +32,7 @@ import { parseCommandLine, parseDecimal, positionals, SERVE_OPTIONS } from "./ar
 import { openCliEngine, printError } from "./common";
 
 export const SERVE_USAGE =
-  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet] [--json]";
+  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet] [--json] [--handshake-timeout-ms N] [--request-timeout-ms N] [--idle-timeout-ms N] [--max-buffered-mib N]";
 
 export interface ServeFlags {
   dir: string;
@@ -37,6 +42,11 @@ export interface ServeFlags {
   kmsRootKeyFile?: string;
   quiet: boolean;
   json: boolean;
+  /** NbdServer limits (D2, D8); absent: the server's defaults. */
+  handshakeTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  maxBufferedBytes?: number;
 }
 
 /** Parse `HOST:PORT` (IPv6 as `[::1]:PORT`). */
@@ -57,7 +67,21 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
   const { host, port } = parseListen(typeof f.listen === "string" ? f.listen : env.ENCDISK_NBD_ADDRESS || "127.0.0.1:10809");
   const pollMs = f["poll-ms"] === undefined ? 250 : parseDecimal(f["poll-ms"], "--poll-ms", { min: 10, max: 60000 });
   const dir = typeof f.dir === "string" ? resolveEngineDir(f.dir) : env.ENCDISK_DIR ? resolveEngineDir(env.ENCDISK_DIR) : resolveEngineDir();
-  return { dir, host, port, pollMs, kmsRootKeyFile: typeof f["kms-root-key-file"] === "string" ? f["kms-root-key-file"] : undefined, quiet: !!f.quiet, json: !!f.json };
+  const limit = (flag: string, min: number, max: number): number | undefined => (f[flag] === undefined ? undefined : parseDecimal(f[flag], `--${flag}`, { min, max }));
+  const maxBufferedMib = limit("max-buffered-mib", 64, 1 << 20);
+  return {
+    dir,
+    host,
+    port,
+    pollMs,
+    kmsRootKeyFile: typeof f["kms-root-key-file"] === "string" ? f["kms-root-key-file"] : undefined,
+    quiet: !!f.quiet,
+    json: !!f.json,
+    handshakeTimeoutMs: limit("handshake-timeout-ms", 100, 600_000),
+    requestTimeoutMs: limit("request-timeout-ms", 100, 3_600_000),
+    idleTimeoutMs: limit("idle-timeout-ms", 0, 2_147_483_647),
+    maxBufferedBytes: maxBufferedMib === undefined ? undefined : maxBufferedMib * 1024 * 1024,
+  };
 }
 
 /**
@@ -93,7 +117,8 @@ export async function serveCommand(args: string[], opts: { stop?: Promise<unknow
         if (/listening|error|failed|cannot/.test(line)) emit(line);
       }
     : emit;
-  const server = new NbdServer({ backend: new EngineBackend(engine), host: flags.host, port: flags.port, pollIntervalMs: flags.pollMs, log });
+  const { handshakeTimeoutMs, requestTimeoutMs, idleTimeoutMs, maxBufferedBytes } = flags;
+  const server = new NbdServer({ backend: new EngineBackend(engine), host: flags.host, port: flags.port, pollIntervalMs: flags.pollMs, log, handshakeTimeoutMs, requestTimeoutMs, idleTimeoutMs, maxBufferedBytes });
   try {
     await server.listen();
   } catch (e) {

@@ -273,6 +273,12 @@ export class Integrity {
     else this.mapsOk.delete(ownerId);
   }
 
+  /** An owner row inserted over a map written before it existed (a staged copy): its MAC over all its rows, O(units). */
+  sealMap(ownerId: string, lineageId: string): void {
+    const k = this.key(false);
+    this.setMac(ownerId, k ? this.compute(k, ownerId, lineageId, this.st.rows.all(ownerId) as MapRow[]) : null);
+  }
+
   /** A new, empty owner (a disk made empty, or a map just dropped). */
   onEmpty(ownerId: string): void {
     const k = this.key(false);

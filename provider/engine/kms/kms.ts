@@ -58,8 +58,14 @@ export class Kms {
     const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
     const { key, source } = loadRootKey(this.src, mayCreate ?? !hasKeys);
     const kcv = keyCheckValue(key);
-    this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('kms_root_kcv', ?)").run(kcv);
-    const stored = (this.db.prepare("SELECT v FROM meta WHERE k = 'kms_root_kcv'").get() as { v: string }).v;
+    // Written once; read afterwards without a write statement, so unwrapping a key (a server's
+    // first read of a disk) never waits for another process's write lock (D3).
+    const get = () => (this.db.prepare("SELECT v FROM meta WHERE k = 'kms_root_kcv'").get() as { v: string } | undefined)?.v;
+    let stored = get();
+    if (stored === undefined) {
+      this.db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('kms_root_kcv', ?)").run(kcv);
+      stored = get() as string;
+    }
     if (stored !== kcv) {
       zero(key);
       throw new EngineError(

@@ -34,10 +34,14 @@ export interface ExportBackend {
    * sent overlapping writes without waiting, whose order NBD leaves to the server.
    */
   write(name: string, offset: number, data: Buffer): void | Promise<void>;
-  writeZeroes(name: string, offset: number, length: number): void;
-  trim(name: string, offset: number, length: number): void;
-  /** Every write that completed before the call is durable against power loss when it returns. */
-  flush(name: string): void;
+  /**
+   * Zero / discard `length` bytes at `offset`: no payload, so `length` may be the whole export
+   * (a backend splits it as it needs). May return a Promise, as `write`.
+   */
+  writeZeroes(name: string, offset: number, length: number): void | Promise<void>;
+  trim(name: string, offset: number, length: number): void | Promise<void>;
+  /** Every write that completed before the call is durable against power loss when it returns (or its Promise resolves). */
+  flush(name: string): void | Promise<void>;
   /** Called when the last client connection closes: drop cached key material. */
   release?(): void;
   /** Called once when the server shuts down. */

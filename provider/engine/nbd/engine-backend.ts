@@ -1,8 +1,9 @@
 /**
  * The engine as an ExportBackend: every current attachment is an export named by its
  * attachment id, sized by its capacityBytes (L6), keyed by its 0600 psktool key file.
- * All I/O goes through the engine's encrypted block store (`readAsync` / `writeAsync`, the
- * Promise form of `read` / `write`).
+ * All I/O goes through the engine's encrypted block store through its asynchronous forms
+ * (`readAsync`, `writeAsync`, `writeZeroesAsync`, `trimAsync`, `flushAsync`): a write waiting for
+ * another process's SQLite write lock never blocks the server's event loop (D3).
  */
 import type { Engine } from "../types";
 import { ExportBackend, ExportInfo, readPskFile } from "./backend";
@@ -33,16 +34,16 @@ export class EngineBackend implements ExportBackend {
     return this.engine.writeAsync(name, offset, data);
   }
 
-  writeZeroes(name: string, offset: number, length: number): void {
-    this.engine.writeZeroes(name, offset, length);
+  writeZeroes(name: string, offset: number, length: number): Promise<void> {
+    return this.engine.writeZeroesAsync(name, offset, length);
   }
 
-  trim(name: string, offset: number, length: number): void {
-    this.engine.trim(name, offset, length);
+  trim(name: string, offset: number, length: number): Promise<void> {
+    return this.engine.trimAsync(name, offset, length);
   }
 
-  flush(name: string): void {
-    this.engine.flush(name);
+  flush(name: string): Promise<void> {
+    return this.engine.flushAsync(name);
   }
 
   release(): void {

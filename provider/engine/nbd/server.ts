@@ -20,13 +20,21 @@
  * and sends their replies before closing; a connection that closes otherwise drops their
  * replies, and the backend's release runs only once none is in flight. The loop waits for
  * 'drain' when replies back up.
+ *
+ * Hostile peers (D2, D8): connections still negotiating have their own limits (overall and per
+ * peer address; past them the oldest of the biggest peer is evicted) and a handshake deadline;
+ * authenticated ones their own cap. A request that started arriving must arrive whole within
+ * requestTimeoutMs (an idle timeout between requests is optional, off by default). One
+ * ByteBudget bounds the bytes all connections buffer; at the bound no socket is read, and under
+ * that pressure the request arriving longest is closed first (see `sweep`). TRIM and
+ * WRITE_ZEROES carry no payload and are not bounded by MAX_PAYLOAD (D1).
  */
 import * as crypto from "node:crypto";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { Duplex } from "node:stream";
 import { ExportBackend, ExportInfo } from "./backend";
-import { ByteReader as Reader, Disconnect } from "./reader";
+import { ByteBudget, ByteReader as Reader, Disconnect } from "./reader";
 import * as P from "./protocol";
 
 export interface NbdServerOptions {
@@ -50,6 +58,29 @@ export interface NbdServerOptions {
   maxInflightRequests?: number;
   /** READ/WRITE payload bytes one connection keeps in flight at once (default MAX_INFLIGHT_BYTES). */
   maxInflightBytes?: number;
+  /**
+   * Bytes the whole server buffers for all its clients at once: socket read-ahead, WRITE
+   * payloads, READ results in flight (default MAX_BUFFERED_BYTES). At the bound no socket is
+   * read until bytes are given back (D8).
+   */
+  maxBufferedBytes?: number;
+  /** Authenticated connections open at once (default MAX_CONNECTIONS); never taken by unauthenticated ones. */
+  maxConnections?: number;
+  /** Connections still negotiating (before TLS-PSK authenticated them) at once (default MAX_UNAUTHENTICATED). */
+  maxUnauthenticated?: number;
+  /** Of those, from one peer address (default MAX_UNAUTHENTICATED_PER_PEER). */
+  maxUnauthenticatedPerPeer?: number;
+  /** How long a client may take from connecting to entering transmission (default HANDSHAKE_TIMEOUT_MS). */
+  handshakeTimeoutMs?: number;
+  /** How long a request may take to arrive whole once its first byte came (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
+  /** How long a connection may sit with no request in flight and none arriving; 0 (default): no limit. */
+  idleTimeoutMs?: number;
+  /**
+   * While the buffer budget is used up and readers wait for it, a request still arriving after
+   * this long is the first to go (default PRESSURE_GRACE_MS): the oldest such is closed.
+   */
+  pressureGraceMs?: number;
 }
 
 /**
@@ -89,10 +120,26 @@ export const MAX_INFLIGHT_REQUESTS = 16;
  * pass it waits (one request, up to MAX_PAYLOAD, always fits).
  */
 export const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
-/** Open connections allowed at once (each may hold up to ~110 MiB of buffers: requests in flight, read-ahead, replies). */
-const MAX_CONNECTIONS = 256;
-/** How long a client may take to negotiate before it is dropped. */
-const NEGOTIATION_TIMEOUT_MS = 30_000;
+/**
+ * Authenticated connections allowed at once. Connections still negotiating are counted apart
+ * (MAX_UNAUTHENTICATED), so anyone who can reach the port cannot take these slots (D2).
+ */
+export const MAX_CONNECTIONS = 256;
+/**
+ * Unauthenticated connections (before TLS-PSK succeeded) at once, and from one peer address.
+ * Past either, the newcomer is admitted and the oldest unauthenticated connection of the peer
+ * holding the most is closed: idle sockets cannot lock a client out, they only age out faster.
+ */
+export const MAX_UNAUTHENTICATED = 128;
+export const MAX_UNAUTHENTICATED_PER_PEER = 32;
+/** From connecting to transmission (greeting, STARTTLS, TLS-PSK, GO): a real client needs milliseconds. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** From a request's first byte to its last (header and WRITE payload): a stall mid-request. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** Bytes the server buffers for all its clients together (D8). */
+export const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
+/** Under budget pressure, a request still arriving after this long is closed first. */
+export const PRESSURE_GRACE_MS = 2_000;
 
 const ZERO_UNIT = Buffer.alloc(P.PREFERRED_BLOCK_SIZE);
 /** Reply payloads smaller than this are copied behind their header (one write); larger ones are written as they are. */
@@ -147,6 +194,16 @@ class Connection {
   private structured = false;
   private closed = false;
   private readonly peer: string;
+  /** The peer's address (the per-peer limit of unauthenticated connections counts by it). */
+  readonly peerAddress: string;
+  /** TLS-PSK succeeded: counted against maxConnections, no longer against the unauthenticated limits. */
+  authenticated = false;
+  /** Since when a request is arriving (its first byte came, its last not yet), or null. */
+  requestSince: number | null = null;
+  /** Since when the connection waits for a next request (requests may still be in flight), or null. */
+  idleSince: number | null = null;
+  /** When a request in flight last completed. */
+  private lastSettled = 0;
   private negotiationTimer: NodeJS.Timeout | null = null;
   private requests = 0;
   /** Requests started and not yet completed, and the READ/WRITE bytes they hold. */
@@ -159,9 +216,12 @@ class Connection {
 
   constructor(private readonly server: NbdServer, private readonly raw: net.Socket) {
     this.peer = `${raw.remoteAddress}:${raw.remotePort}`;
+    this.peerAddress = raw.remoteAddress ?? "?";
     raw.setNoDelay(true);
+    // A peer that vanished (no FIN) is found out by TCP, whatever the idle timeout.
+    raw.setKeepAlive(true, 60_000);
     this.stream = raw;
-    this.reader = new Reader(raw);
+    this.reader = new Reader(raw, undefined, server.budget);
     this.finished = new Promise((resolve) => (this.markFinished = resolve));
     // Errors surface through the reader; keep unhandled 'error' events from crashing the process.
     raw.on("error", () => undefined);
@@ -173,7 +233,7 @@ class Connection {
 
   async run(): Promise<void> {
     this.log("connected");
-    this.negotiationTimer = setTimeout(() => this.close("negotiation timed out"), NEGOTIATION_TIMEOUT_MS);
+    this.negotiationTimer = setTimeout(() => this.close(`negotiation not finished within ${this.server.handshakeTimeoutMs} ms`), this.server.handshakeTimeoutMs);
     this.negotiationTimer.unref();
     try {
       const proceed = await this.negotiate();
@@ -191,6 +251,9 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     if (this.negotiationTimer) clearTimeout(this.negotiationTimer);
+    // What it buffered goes back to the server's budget; nothing more is read.
+    this.reader.dispose();
+    this.requestSince = this.idleSince = null;
     this.log(`closed${reason ? `: ${reason}` : ""}${this.exportName ? ` (export ${this.exportName}, ${this.requests} requests)` : ""}`);
     const s = this.stream;
     s.end();
@@ -210,6 +273,17 @@ class Connection {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** How long it has waited for a request with nothing in flight (0: not idle). */
+  idleFor(now: number): number {
+    if (this.idleSince === null || this.inflight.size > 0) return 0;
+    return now - Math.max(this.idleSince, this.lastSettled);
+  }
+
+  /** Bytes its reader holds (a request arriving). */
+  get buffered(): number {
+    return this.reader.buffered;
   }
 
   private write(buf: Buffer): void {
@@ -469,7 +543,7 @@ class Connection {
     } as tls.TLSSocketOptions);
     sock.on("error", () => undefined);
     this.stream = sock;
-    this.reader = new Reader(sock);
+    this.reader = new Reader(sock, undefined, this.server.budget);
     await new Promise<void>((resolve, reject) => {
       const onSecure = (): void => {
         cleanup();
@@ -490,6 +564,8 @@ class Connection {
     });
     if (!this.identity) throw new Disconnect("TLS established without a PSK identity");
     this.tlsDone = true;
+    const refused = this.server.authenticated(this);
+    if (refused) throw new Disconnect(refused);
     this.log(`TLS ${sock.getProtocol()} ${sock.getCipher()?.name ?? "?"} as ${this.identity}`);
   }
 
@@ -571,7 +647,16 @@ class Connection {
       // At the bound: read no further request until one in flight completes.
       while (this.inflight.size >= this.server.maxInflightRequests) await this.oneSettled();
       if (this.closed) return;
+      // Between requests: idle (if nothing is in flight) until a first byte comes; from then on
+      // the request must arrive whole within requestTimeoutMs (see NbdServer.sweep).
+      if (this.reader.buffered === 0) {
+        this.idleSince = Date.now();
+        await this.reader.ready(1);
+        this.idleSince = null;
+      }
+      this.requestSince = Date.now();
       const h = await this.reader.read(28);
+      this.requestSince = null;
       const magic = h.readUInt32BE(0);
       if (magic !== P.REQUEST_MAGIC) throw new Disconnect(`bad request magic 0x${magic.toString(16)}`);
       const req: Request = {
@@ -586,7 +671,11 @@ class Connection {
       // Bytes this request holds while in flight (a READ over the maximum is refused, holding none).
       const cost = req.type === P.NBD_CMD_WRITE || (req.type === P.NBD_CMD_READ && req.length <= P.MAX_PAYLOAD) ? req.length : 0;
       while (this.inflight.size > 0 && this.inflightBytes + cost > this.server.maxInflightBytes) await this.oneSettled();
-      if (req.type === P.NBD_CMD_WRITE) req.payload = await this.reader.read(req.length);
+      if (req.type === P.NBD_CMD_WRITE) {
+        this.requestSince = Date.now(); // the payload must follow its header (waiting on our own bounds above is not the client's stall)
+        req.payload = await this.reader.read(req.length);
+        this.requestSince = null;
+      }
       if (req.type === P.NBD_CMD_DISC) {
         this.log("client disconnected (NBD_CMD_DISC)");
         // NBD: handle every outstanding request before closing.
@@ -631,11 +720,14 @@ class Connection {
     const entry: InFlight = { range, done: Promise.resolve() };
     this.inflight.add(entry);
     this.inflightBytes += cost;
+    this.server.budget.take(cost);
     entry.done = this.serve(e, req, size, after)
       .catch((err) => this.log(`request type ${req.type} failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`))
       .finally(() => {
         this.inflight.delete(entry);
         this.inflightBytes -= cost;
+        this.server.budget.give(cost);
+        this.lastSettled = Date.now();
         for (const wake of this.settleWaiters.splice(0)) wake();
       });
   }
@@ -681,25 +773,26 @@ class Connection {
             const done = be.write(e.name, offset, payload as Buffer);
             if (isPromise(done)) await done;
           }
-          if (fua) be.flush(e.name);
+          if (fua) await be.flush(e.name);
           break;
         case P.NBD_CMD_FLUSH:
           if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
           if (offBig !== 0n || length !== 0) return P.NBD_EINVAL;
-          be.flush(e.name);
+          await be.flush(e.name);
           break;
         case P.NBD_CMD_TRIM:
+          // No payload: the 32 MiB maximum does not apply, a TRIM may cover the whole export (D1).
           if (bad(P.NBD_CMD_FLAG_FUA)) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_EINVAL;
-          if (length) be.trim(e.name, offset, length);
-          if (fua) be.flush(e.name);
+          if (length) await be.trim(e.name, offset, length);
+          if (fua) await be.flush(e.name);
           break;
         case P.NBD_CMD_WRITE_ZEROES:
           // NO_HOLE: the zeros must stay allocated; reading back zeros is all a client can observe, so plain write-zeroes is fine.
           if (bad(P.NBD_CMD_FLAG_FUA | P.NBD_CMD_FLAG_NO_HOLE)) return P.NBD_EINVAL;
           if (!inRange) return P.NBD_ENOSPC;
-          if (length) be.writeZeroes(e.name, offset, length);
-          if (fua) be.flush(e.name);
+          if (length) await be.writeZeroes(e.name, offset, length);
+          if (fua) await be.flush(e.name);
           break;
         default:
           // CACHE, BLOCK_STATUS (not negotiated) and unknown commands.
@@ -725,6 +818,19 @@ export class NbdServer {
   readonly structuredReplies: boolean;
   readonly maxInflightRequests: number;
   readonly maxInflightBytes: number;
+  readonly maxConnections: number;
+  readonly maxUnauthenticated: number;
+  readonly maxUnauthenticatedPerPeer: number;
+  readonly handshakeTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly pressureGraceMs: number;
+  /** Every byte buffered for clients, shared by all connections (D8). */
+  readonly budget: ByteBudget;
+  /** Connections not authenticated yet, oldest first (D2). */
+  private readonly unauthenticated = new Set<Connection>();
+  private authenticatedCount = 0;
+  private sweeper: NodeJS.Timeout | null = null;
   private readonly opts: NbdServerOptions;
   private readonly server: net.Server;
   private exports = new Map<string, ExportInfo>();
@@ -740,6 +846,15 @@ export class NbdServer {
     this.structuredReplies = opts.structuredReplies ?? true;
     this.maxInflightRequests = Math.max(1, Math.floor(opts.maxInflightRequests ?? MAX_INFLIGHT_REQUESTS));
     this.maxInflightBytes = Math.max(1, Math.floor(opts.maxInflightBytes ?? MAX_INFLIGHT_BYTES));
+    const count = (v: number | undefined, d: number, min = 1): number => Math.max(min, Math.floor(v ?? d));
+    this.maxConnections = count(opts.maxConnections, MAX_CONNECTIONS);
+    this.maxUnauthenticated = count(opts.maxUnauthenticated, MAX_UNAUTHENTICATED);
+    this.maxUnauthenticatedPerPeer = count(opts.maxUnauthenticatedPerPeer, MAX_UNAUTHENTICATED_PER_PEER);
+    this.handshakeTimeoutMs = count(opts.handshakeTimeoutMs, HANDSHAKE_TIMEOUT_MS);
+    this.requestTimeoutMs = count(opts.requestTimeoutMs, REQUEST_TIMEOUT_MS);
+    this.idleTimeoutMs = count(opts.idleTimeoutMs, 0, 0);
+    this.pressureGraceMs = count(opts.pressureGraceMs, PRESSURE_GRACE_MS, 0);
+    this.budget = new ByteBudget(count(opts.maxBufferedBytes, MAX_BUFFERED_BYTES));
     this.logLine = opts.log ?? ((line) => process.stdout.write(`${line}\n`));
     this.secureContext = tls.createSecureContext({
       minVersion: "TLSv1.2",
@@ -775,6 +890,9 @@ export class NbdServer {
       this.poll = setInterval(() => this.refresh(), every);
       this.poll.unref();
     }
+    const tick = Math.max(10, Math.min(250, Math.floor(Math.min(this.requestTimeoutMs, this.pressureGraceMs || 250, this.idleTimeoutMs || 250) / 4)));
+    this.sweeper = setInterval(() => this.sweep(), tick);
+    this.sweeper.unref();
     return a;
   }
 
@@ -828,23 +946,82 @@ export class NbdServer {
     this.exports = next;
   }
 
+  /**
+   * A new socket is always admitted to negotiate (D2). Past the per-peer or the overall limit
+   * of unauthenticated connections, the oldest unauthenticated connection of the peer holding
+   * the most is closed instead: a flood of idle sockets from one address only evicts its own,
+   * and a real client, which authenticates in milliseconds, gets in.
+   */
   private accept(socket: net.Socket): void {
     if (this.closing) {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= MAX_CONNECTIONS) {
-      this.log(`refused ${socket.remoteAddress}:${socket.remotePort}: ${MAX_CONNECTIONS} connections already open`);
-      socket.destroy();
-      return;
+    const peer = socket.remoteAddress ?? "?";
+    const byPeer = new Map<string, Connection[]>();
+    for (const u of this.unauthenticated) {
+      if (u.isClosed) continue;
+      const l = byPeer.get(u.peerAddress);
+      if (l) l.push(u);
+      else byPeer.set(u.peerAddress, [u]);
+    }
+    const mine = byPeer.get(peer) ?? [];
+    let evict: Connection | undefined;
+    if (mine.length >= this.maxUnauthenticatedPerPeer) evict = mine[0];
+    else if (this.unauthenticated.size >= this.maxUnauthenticated) evict = [...byPeer.values()].reduce((a, b) => (b.length > a.length ? b : a))[0];
+    if (evict) {
+      this.unauthenticated.delete(evict);
+      evict.close(`evicted: ${mine.length >= this.maxUnauthenticatedPerPeer ? `${this.maxUnauthenticatedPerPeer} unauthenticated connections from ${peer}` : `${this.maxUnauthenticated} unauthenticated connections`} (the oldest goes)`);
     }
     const c = new Connection(this, socket);
     this.connections.add(c);
+    this.unauthenticated.add(c);
     void c.run();
+  }
+
+  /** TLS-PSK succeeded on `c`: it leaves the unauthenticated pool; a reason to refuse it when authenticated slots are all taken. */
+  authenticated(c: Connection): string | null {
+    this.unauthenticated.delete(c);
+    if (this.authenticatedCount >= this.maxConnections) return `refused: ${this.maxConnections} authenticated connections already open`;
+    this.authenticatedCount++;
+    c.authenticated = true;
+    return null;
+  }
+
+  /**
+   * Timeouts and budget pressure, every tick: a request arriving for longer than
+   * requestTimeoutMs (a stall mid-request, e.g. a half-sent WRITE) closes its connection; so does
+   * an idle connection past idleTimeoutMs, when set. While the buffer budget is used up and
+   * readers wait for it, the connection whose request has been arriving longest (past
+   * pressureGraceMs) is closed, giving its bytes back, when it is arrivals (bytes readers hold)
+   * that fill at least half the budget.
+   */
+  private sweep(): void {
+    const now = Date.now();
+    let oldest: Connection | null = null;
+    for (const c of this.connections) {
+      if (c.isClosed) continue;
+      if (c.requestSince !== null && now - c.requestSince > this.requestTimeoutMs) c.close(`request not received whole within ${this.requestTimeoutMs} ms (stalled mid-request)`);
+      else if (this.idleTimeoutMs > 0 && c.idleFor(now) > this.idleTimeoutMs) c.close(`idle for ${this.idleTimeoutMs} ms`);
+      else if (c.requestSince !== null && c.buffered > 0 && (!oldest || c.requestSince < (oldest.requestSince as number))) oldest = c;
+    }
+    // Only when arrivals fill the budget: requests in flight that hold it (say, writes waiting for
+    // another process's SQLite lock) give it back on their own, and live clients must not pay.
+    const arrivals = this.budget.arrived >= this.budget.limit / 2;
+    if (oldest && arrivals && this.budget.exhausted && this.budget.waiting > 0 && now - (oldest.requestSince as number) > this.pressureGraceMs) {
+      oldest.close(`request still arriving after ${now - (oldest.requestSince as number)} ms while the server's buffer budget (${this.budget.limit} bytes) is used up`);
+    }
+  }
+
+  /** Bytes buffered for clients right now, the most so far, and the bound (D8). */
+  get buffered(): { used: number; peak: number; limit: number } {
+    return { used: this.budget.used, peak: this.budget.peak, limit: this.budget.limit };
   }
 
   connectionClosed(c: Connection): void {
     if (!this.connections.delete(c)) return;
+    this.unauthenticated.delete(c);
+    if (c.authenticated) this.authenticatedCount--;
     if (this.connections.size === 0 && this.backend.release) {
       try {
         this.backend.release();
@@ -858,11 +1035,17 @@ export class NbdServer {
     return this.connections.size;
   }
 
+  /** Connections still negotiating (not authenticated). */
+  get unauthenticatedCount(): number {
+    return this.unauthenticated.size;
+  }
+
   /** Stop accepting, close every connection, release keys and close the backend. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     if (this.poll) clearInterval(this.poll);
+    if (this.sweeper) clearInterval(this.sweeper);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const finished = [...this.connections].map((c) => c.finished);
     for (const c of [...this.connections]) c.close("server shutting down");
