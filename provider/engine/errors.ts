@@ -49,6 +49,7 @@ export const ErrorCodes = {
   DataIntegrity: "DataCorruption.UnitAuthenticationFailed",
   KmsRootKeyMissing: "KmsRootKey.Missing",
   KmsRootKeyMismatch: "KmsRootKey.Mismatch",
+  KmsRootKeyInsideEngineDir: "KmsRootKey.InsideEngineDir",
   KeyMaterialCorrupt: "DataCorruption.WrappedKey",
   StateCorrupt: "DataCorruption.State",
   EngineVersion: "UnsupportedOperation.EngineVersion",
