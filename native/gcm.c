@@ -27,6 +27,7 @@
  *   returns the state after the change (as hardening() does, without changing anything)
  * takeEnvHex(name) -> Buffer | null  the variable's bytes, then its value is overwritten in
  *   place (also in /proc/<pid>/environ) and it is removed from the environment
+ * scrubStack()  zeroes 128 KiB of stack below the caller (after node:crypto key operations)
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -77,9 +78,20 @@ extern int64_t encdisk_ring_units(int32_t encrypt, const unsigned char *key, con
                                   size_t prefixLen, const double *idxs, size_t from, size_t to);
 static const char *IMPL = "ring";
 
+/* ring zeroes the key it holds, but Rust moves the key schedule (whose first 32 bytes are the
+   key itself) between stack frames on the way: those copies stay in this thread's stack below
+   the caller until overwritten. Zeroed here, in a frame at the same depth (D5). */
+#define STACK_BURN_BYTES (16 * 1024)
+static void __attribute__((noinline)) burnStack(void) {
+  unsigned char pad[STACK_BURN_BYTES];
+  explicit_bzero(pad, sizeof(pad));
+  __asm__ __volatile__("" : : "r"(pad) : "memory");
+}
+
 static void run(job_t *j) {
   j->failed = (long)encdisk_ring_units(j->enc, j->key, j->src, j->dst, j->unit, j->nonces, j->tags, j->prefix, j->prefixLen,
                                        j->idxs, j->from, j->to);
+  burnStack();
 }
 #else
 static const char *IMPL = "openssl";
@@ -263,6 +275,22 @@ static napi_value Harden(napi_env env, napi_callback_info info) {
   return hardeningState(env);
 }
 
+/* Zeroes the 128 KiB of stack below the caller: the frames node:crypto and OpenSSL used for a
+   key operation the JavaScript caller just finished (HKDF, HMAC and GCM leave copies of keys
+   and outputs in stack buffers they do not cleanse). */
+static void __attribute__((noinline)) scrub(void) {
+  unsigned char pad[128 * 1024];
+  explicit_bzero(pad, sizeof(pad));
+  __asm__ __volatile__("" : : "r"(pad) : "memory");
+}
+
+static napi_value ScrubStack(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  scrub();
+  return NULL;
+}
+
 static napi_value Hardening(napi_env env, napi_callback_info info) {
   (void)info;
   return hardeningState(env);
@@ -293,7 +321,7 @@ static napi_value TakeEnvHex(napi_env env, napi_callback_info info) {
 
 NAPI_MODULE_INIT() {
   static const struct { const char *name; napi_callback cb; } extra[] = {
-      {"harden", Harden}, {"hardening", Hardening}, {"takeEnvHex", TakeEnvHex}};
+      {"harden", Harden}, {"hardening", Hardening}, {"takeEnvHex", TakeEnvHex}, {"scrubStack", ScrubStack}};
   for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
     napi_value f;
     if (napi_create_function(env, extra[i].name, NAPI_AUTO_LENGTH, extra[i].cb, NULL, &f) != napi_ok) return NULL;

@@ -14,6 +14,7 @@ import { assertRegion, instanceFamily, listRegions, regionOfZone } from "./geogr
 import { newId, nowIso } from "./ids";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
+import { scrubStack } from "./kms/harden";
 import { openDb, readTx, tx, withBusyRetry, type Db, type Statement } from "./store/db";
 import {
   CLOUD_DISK_TYPES,
@@ -347,9 +348,16 @@ class LocalEngine implements Engine {
     this.closed = true;
   }
 
-  releaseKeys(): void {
-    this.kms.release();
-    this.blocks.dropCache();
+  releaseKeys(attachmentId?: string): void {
+    if (attachmentId === undefined) {
+      this.kms.release();
+      this.blocks.dropCache();
+      return;
+    }
+    const r = this.view(() => this.attachmentRow(attachmentId));
+    if (!r) return; // detached: detach released them
+    this.kms.releaseLineage(r.lineage_id);
+    this.blocks.dropCache(r.lineage_id);
   }
 
   private removeDeadLineage(lineageId: string): void {
@@ -1139,6 +1147,7 @@ class LocalEngine implements Engine {
       return crypto.createHmac("sha256", secret).update(`encdisk/nbd-psk/v1|${attachmentId}`).digest("hex");
     } finally {
       zero(secret);
+      scrubStack();
     }
   }
 

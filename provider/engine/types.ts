@@ -289,8 +289,12 @@ export interface Engine {
   trim(attachmentId: string, offset: number, length: number): void;
   /** Make everything written so far durable against power loss (fsync data and state). */
   flush(attachmentId: string): void;
-  /** Release (zero) every working key and cached plaintext this process holds. Called by servers when the last client leaves. */
-  releaseKeys(): void;
+  /**
+   * Release (zero) every working key and cached plaintext this process holds, or only those of
+   * one attachment's lineage (derived again on its next I/O). Called by servers when the last
+   * client leaves, and per export when its last client left (after a grace period).
+   */
+  releaseKeys(attachmentId?: string): void;
 
   // Images (S3, S4)
   createImage(input: { name: string; snapshotIds: string[]; clientToken?: string }): Image;

@@ -24,6 +24,7 @@ interface Addon {
   harden(): Omit<HardeningState, "via">;
   hardening(): Omit<HardeningState, "via">;
   takeEnvHex(name: string): Buffer | null;
+  scrubStack(): void;
 }
 
 let addon: Addon | null | undefined;
@@ -38,7 +39,7 @@ export function hardening(): Addon | null {
       if (!fs.existsSync(file)) continue;
       try {
         const a = require(file) as Partial<Addon>;
-        if (typeof a.harden === "function" && typeof a.takeEnvHex === "function") return (addon = a as Addon);
+        if (typeof a.harden === "function" && typeof a.takeEnvHex === "function" && typeof a.scrubStack === "function") return (addon = a as Addon);
       } catch {
         /* the next build, else the fallback */
       }
@@ -60,4 +61,13 @@ export function hardenProcess(): HardeningState {
   } catch {
     return (done = { dumpable: -1, coreSoft: -1, coreHard: -1, via: "none" });
   }
+}
+
+/**
+ * Zeroes the stack below the caller once a key operation of node:crypto returned: OpenSSL's
+ * HKDF/HMAC/GCM leave copies of keys in stack buffers they do not cleanse, which would stay in
+ * memory long after the key was zeroed. A no-op without the addon (see the threat model).
+ */
+export function scrubStack(): void {
+  hardening()?.scrubStack();
 }

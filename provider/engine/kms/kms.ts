@@ -14,7 +14,7 @@ import { nowIso } from "../ids";
 import type { Db } from "../store/db";
 import type { KmsKey } from "../types";
 import { hkdf, KEY_BYTES, keyCheckValue, unwrap, wrap, zero } from "./crypto";
-import { hardenProcess } from "./harden";
+import { hardenProcess, scrubStack } from "./harden";
 import { loadRootKey, type RootKeySource } from "./rootkey";
 
 interface KeyRow {
@@ -104,6 +104,7 @@ export class Kms {
       this.db.prepare("INSERT INTO data_keys (region, key_id, wrapped_dk, created_at) VALUES (?, ?, ?, ?)").run(region, keyId, wrap(cmk, dk, dkAad(region, keyId)), now);
     } finally {
       zero(root, cmk, dk);
+      scrubStack();
     }
     return { key: this.regionKey(region) as KmsKey, created: true };
   }
@@ -121,6 +122,7 @@ export class Kms {
       return unwrap(cmk, row.wrapped_dk, dkAad(region, row.key_id), `the data key of ${region}`);
     } finally {
       zero(root, cmk);
+      scrubStack();
     }
   }
 
@@ -141,6 +143,7 @@ export class Kms {
         k = hkdf(dk, lineageId, "encdisk/unit-key/v1");
       } finally {
         zero(dk);
+        scrubStack();
       }
       this.lineageKeys.set(lineageId, k);
     }
@@ -177,6 +180,7 @@ export class Kms {
       return { secret, migrated: legacy !== undefined };
     } finally {
       zero(root);
+      scrubStack();
     }
   }
 

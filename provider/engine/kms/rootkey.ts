@@ -118,22 +118,31 @@ export function refuseKeyFileInside(file: string, engineDir: string | undefined)
 
 /** Takes the root key out of ENCDISK_KMS_ROOT_KEY once: parsed, the variable wiped and removed. */
 function takeEnvKey(): Buffer | null {
-  if (envRootKey) return envRootKey;
-  const fromAddon = hardening()?.takeEnvHex("ENCDISK_KMS_ROOT_KEY");
-  let raw: Buffer | null = fromAddon ?? null;
-  if (!fromAddon) {
+  // Set again (by the embedding program) since it was taken: the new value wins.
+  const addon = hardening();
+  let raw: Buffer | null = addon ? addon.takeEnvHex("ENCDISK_KMS_ROOT_KEY") : null;
+  if (!addon) {
     const env = process.env.ENCDISK_KMS_ROOT_KEY;
-    if (!env) return null;
-    raw = Buffer.from(env, "latin1"); // the JavaScript string of the variable cannot be wiped (see the README's threat model)
+    // Without the addon the variable's JavaScript string cannot be wiped (see the README's threat model).
+    if (env !== undefined) raw = Buffer.from(env, "latin1");
   }
   delete process.env.ENCDISK_KMS_ROOT_KEY;
-  if (!raw || raw.length === 0) return null;
+  if (raw === null) return envRootKey;
   try {
-    envRootKey = parseHexKeyBytes(raw, "ENCDISK_KMS_ROOT_KEY");
+    if (raw.length === 0) return envRootKey;
+    const key = parseHexKeyBytes(raw, "ENCDISK_KMS_ROOT_KEY");
+    envRootKey?.fill(0);
+    envRootKey = key;
   } finally {
     raw.fill(0);
   }
   return envRootKey;
+}
+
+/** Zeroes and forgets the root key taken from ENCDISK_KMS_ROOT_KEY (tests, and a process done with keys). */
+export function forgetEnvRootKey(): void {
+  envRootKey?.fill(0);
+  envRootKey = null;
 }
 
 /**
