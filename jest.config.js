@@ -7,4 +7,5 @@ module.exports = {
   testTimeout: 120000,
   // Engine tests are CPU-bound; two cores are shared with the rest of the machine.
   maxWorkers: 2,
+  testSequencer: "<rootDir>/test/sequencer.js",
 };
