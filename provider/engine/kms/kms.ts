@@ -7,6 +7,7 @@
  * Wrapping: root --AES-256-GCM(aad "encdisk/cmk/v1|region|keyId")--> CMK
  *           CMK  --AES-256-GCM(aad "encdisk/dk/v1|region|keyId|cbs-disk-encryption")--> DK
  *           DK   --HKDF-SHA256(salt lineageId, info "encdisk/unit-key/v1")--> lineage working key
+ *           root --AES-256-GCM(aad "encdisk/nbd-psk-secret/v1|engineId")--> NBD PSK secret
  */
 import * as crypto from "crypto";
 import { EngineError, ErrorCodes } from "../errors";
