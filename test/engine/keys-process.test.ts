@@ -197,7 +197,9 @@ require(${JSON.stringify(path.join(DIST, "cli/serve"))}).serveCommand(["--dir", 
     b.destroy();
     await sleep(1500);
     await c.ask("gc");
+    const t0 = Date.now();
     const second = scanMemory(proc.pid as number, secrets);
+    console.log(`D5: scanned ${(second.bytes / 2 ** 20).toFixed(0)} MiB of encdisk serve's private memory in ${Date.now() - t0} ms; found: ${JSON.stringify(second.found)} (before the last client left: ${JSON.stringify(first.found)})`);
     expect(second.where).toEqual([]);
     c.proc.kill("SIGTERM");
   }, 60_000);
