@@ -9,6 +9,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { ErrorCodes, openEngine } from "../../provider/engine";
 import { serveCommand } from "../../provider/engine/cli/serve";
+import { forgetEnvRootKey } from "../../provider/engine/kms/rootkey";
 import { freePort, haveTools, nbdsUri, run, waitForPort } from "../nbd/helpers";
 import { errorOf, filesUnder, tempEngine, ZONE, type TestEngine } from "./helpers";
 
@@ -217,6 +218,45 @@ describe("D4: key files follow the engine directory", () => {
       stop();
       await done;
       out.mockRestore();
+    }
+  });
+});
+
+describe("D5: ENCDISK_KMS_ROOT_KEY", () => {
+  afterEach(() => {
+    delete process.env.ENCDISK_KMS_ROOT_KEY;
+    forgetEnvRootKey();
+  });
+
+  test("D5: the variable is taken once and removed from the environment; later engines of the process keep using the key", () => {
+    const hex = crypto.randomBytes(32).toString("hex").toUpperCase();
+    process.env.ENCDISK_KMS_ROOT_KEY = hex;
+    const dir = path.join(t.root, "env-engine");
+    const e = openEngine({ dir });
+    e.authorizeKms();
+    e.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true });
+    e.close();
+    expect(process.env.ENCDISK_KMS_ROOT_KEY).toBeUndefined();
+    const again = openEngine({ dir });
+    try {
+      expect(again.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true }).encrypted).toBe(true); // Decrypt under the same root key
+      const findings = again.verifyNoKeyMaterial();
+      expect(findings.findings).toEqual([]);
+    } finally {
+      again.close();
+    }
+  });
+
+  test("D5: a bad ENCDISK_KMS_ROOT_KEY stays refused after it left the environment (never a fall-through to a key file)", () => {
+    process.env.ENCDISK_KMS_ROOT_KEY = "not-hex";
+    const e = openEngine({ dir: path.join(t.root, "bad-env"), kmsRootKeyFile: path.join(t.root, "would-be-made.key") });
+    try {
+      e.authorizeKms();
+      for (let i = 0; i < 2; i++) expect(errorOf(() => e.createDisk({ zone: ZONE, sizeGb: 1, encrypt: true })).code).toBe(ErrorCodes.KmsRootKeyMissing);
+      expect(process.env.ENCDISK_KMS_ROOT_KEY).toBeUndefined();
+      expect(fs.existsSync(path.join(t.root, "would-be-made.key"))).toBe(false);
+    } finally {
+      e.close();
     }
   });
 });

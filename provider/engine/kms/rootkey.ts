@@ -29,6 +29,8 @@ export interface RootKeySource {
  * so the key is kept here, in one Buffer, for the life of the process.
  */
 let envRootKey: Buffer | null = null;
+/** The refusal of an ENCDISK_KMS_ROOT_KEY that was not 64 hex characters (repeated, not forgotten with the variable). */
+let envInvalid: EngineError | null = null;
 
 export function defaultRootKeyFile(): string {
   return path.join(os.homedir(), ".config", "encdisk", "kms-root.key");
@@ -119,20 +121,28 @@ export function refuseKeyFileInside(file: string, engineDir: string | undefined)
 /** Takes the root key out of ENCDISK_KMS_ROOT_KEY once: parsed, the variable wiped and removed. */
 function takeEnvKey(): Buffer | null {
   // Set again (by the embedding program) since it was taken: the new value wins.
-  const addon = hardening();
-  let raw: Buffer | null = addon ? addon.takeEnvHex("ENCDISK_KMS_ROOT_KEY") : null;
-  if (!addon) {
+  let raw: Buffer | null = hardening()?.takeEnvHex("ENCDISK_KMS_ROOT_KEY") ?? null;
+  if (raw === null) {
+    // Without the addon (or where process.env is not the C environment, as under jest) the
+    // variable's JavaScript string cannot be wiped (see the README's threat model).
     const env = process.env.ENCDISK_KMS_ROOT_KEY;
-    // Without the addon the variable's JavaScript string cannot be wiped (see the README's threat model).
     if (env !== undefined) raw = Buffer.from(env, "latin1");
   }
   delete process.env.ENCDISK_KMS_ROOT_KEY;
-  if (raw === null) return envRootKey;
+  if (raw === null || raw.length === 0) {
+    if (envInvalid) throw envInvalid; // a bad value stays an error: never fall through to the key file
+    return envRootKey;
+  }
   try {
-    if (raw.length === 0) return envRootKey;
     const key = parseHexKeyBytes(raw, "ENCDISK_KMS_ROOT_KEY");
     envRootKey?.fill(0);
     envRootKey = key;
+    envInvalid = null;
+  } catch (e) {
+    envRootKey?.fill(0);
+    envRootKey = null;
+    envInvalid = e as EngineError;
+    throw e;
   } finally {
     raw.fill(0);
   }
@@ -143,6 +153,7 @@ function takeEnvKey(): Buffer | null {
 export function forgetEnvRootKey(): void {
   envRootKey?.fill(0);
   envRootKey = null;
+  envInvalid = null;
 }
 
 /**
