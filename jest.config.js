@@ -9,4 +9,5 @@ module.exports = {
   reporters: ["default", "<rootDir>/test/support/skip-reporter.js"],
   // Engine tests are CPU-bound; two cores are shared with the rest of the machine.
   maxWorkers: 2,
+  testSequencer: "<rootDir>/test/sequencer.js",
 };

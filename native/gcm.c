@@ -19,13 +19,25 @@
  *   threads    1 or 2: with 2, a helper thread takes the second half of the units
  * Returns -1, or when decrypting the position of the first unit that failed authentication
  * (dst then holds garbage for it and must not be used).
+ *
+ * Process hardening for the KMS (provider/engine/kms/harden.ts), in the same addon so no second
+ * one is built:
+ * harden() -> { dumpable, coreSoft, coreHard }  prctl(PR_SET_DUMPABLE, 0) and RLIMIT_CORE 0/0:
+ *   no core file, no ptrace attach and no /proc/<pid>/mem by other processes of the same user;
+ *   returns the state after the change (as hardening() does, without changing anything)
+ * takeEnvHex(name) -> Buffer | null  the variable's bytes, then its value is overwritten in
+ *   place (also in /proc/<pid>/environ) and it is removed from the environment
+ * scrubStack()  zeroes 128 KiB of stack below the caller (after node:crypto key operations)
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 /* OpenSSL 3 EVP (stable ABI), declared here so no OpenSSL headers are needed to build. */
 typedef struct evp_cipher_st EVP_CIPHER;
@@ -66,9 +78,20 @@ extern int64_t encdisk_ring_units(int32_t encrypt, const unsigned char *key, con
                                   size_t prefixLen, const double *idxs, size_t from, size_t to);
 static const char *IMPL = "ring";
 
+/* ring zeroes the key it holds, but Rust moves the key schedule (whose first 32 bytes are the
+   key itself) between stack frames on the way: those copies stay in this thread's stack below
+   the caller until overwritten. Zeroed here, in a frame at the same depth (D5). */
+#define STACK_BURN_BYTES (16 * 1024)
+static void __attribute__((noinline)) burnStack(void) {
+  unsigned char pad[STACK_BURN_BYTES];
+  explicit_bzero(pad, sizeof(pad));
+  __asm__ __volatile__("" : : "r"(pad) : "memory");
+}
+
 static void run(job_t *j) {
   j->failed = (long)encdisk_ring_units(j->enc, j->key, j->src, j->dst, j->unit, j->nonces, j->tags, j->prefix, j->prefixLen,
                                        j->idxs, j->from, j->to);
+  burnStack();
 }
 #else
 static const char *IMPL = "openssl";
@@ -226,7 +249,84 @@ static napi_value Gcm(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value hardeningState(napi_env env) {
+  struct rlimit rl;
+  napi_value out, v;
+  double soft = -1, hard = -1;
+  if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+    soft = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
+    hard = rl.rlim_max == RLIM_INFINITY ? -1 : (double)rl.rlim_max;
+  }
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), &v));
+  CHECK(napi_set_named_property(env, out, "dumpable", v));
+  CHECK(napi_create_double(env, soft, &v));
+  CHECK(napi_set_named_property(env, out, "coreSoft", v));
+  CHECK(napi_create_double(env, hard, &v));
+  CHECK(napi_set_named_property(env, out, "coreHard", v));
+  return out;
+}
+
+static napi_value Harden(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit zero = {0, 0};
+  setrlimit(RLIMIT_CORE, &zero);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  return hardeningState(env);
+}
+
+/* Zeroes the 128 KiB of stack below the caller: the frames node:crypto and OpenSSL used for a
+   key operation the JavaScript caller just finished (HKDF, HMAC and GCM leave copies of keys
+   and outputs in stack buffers they do not cleanse). */
+static void __attribute__((noinline)) scrub(void) {
+  unsigned char pad[128 * 1024];
+  explicit_bzero(pad, sizeof(pad));
+  __asm__ __volatile__("" : : "r"(pad) : "memory");
+}
+
+static napi_value ScrubStack(napi_env env, napi_callback_info info) {
+  (void)env;
+  (void)info;
+  scrub();
+  return NULL;
+}
+
+static napi_value Hardening(napi_env env, napi_callback_info info) {
+  (void)info;
+  return hardeningState(env);
+}
+
+static napi_value TakeEnvHex(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len = 0;
+  napi_value argv[1], out;
+  char name[128];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1) return fail(env, "takeEnvHex: expects a variable name");
+  CHECK(napi_get_value_string_utf8(env, argv[0], name, sizeof(name), &len));
+  char *v = getenv(name);
+  if (!v) {
+    CHECK(napi_get_null(env, &out));
+    return out;
+  }
+  size_t n = strlen(v);
+  void *data;
+  napi_status st = napi_create_buffer_copy(env, n, v, &data, &out);
+  /* Overwritten in place: the string may sit in the process's initial environment block, which
+     unsetenv() does not clear and /proc/<pid>/environ shows. */
+  memset(v, 0, n);
+  unsetenv(name);
+  CHECK(st);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
+  static const struct { const char *name; napi_callback cb; } extra[] = {
+      {"harden", Harden}, {"hardening", Hardening}, {"takeEnvHex", TakeEnvHex}, {"scrubStack", ScrubStack}};
+  for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+    napi_value f;
+    if (napi_create_function(env, extra[i].name, NAPI_AUTO_LENGTH, extra[i].cb, NULL, &f) != napi_ok) return NULL;
+    if (napi_set_named_property(env, exports, extra[i].name, f) != napi_ok) return NULL;
+  }
   napi_value fn;
   if (napi_create_function(env, "gcm", NAPI_AUTO_LENGTH, Gcm, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "gcm", fn) != napi_ok) return NULL;

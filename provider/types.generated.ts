@@ -279,9 +279,9 @@ export interface DiskWriteArgs {
   attachmentId: pulumi.Input<string>;
   /** Byte offset on the disk (default 0). Changing it writes again. */
   offset?: pulumi.Input<number>;
-  /** Data to write, as UTF-8 text (at most 1 MiB). Set this or `base64`. Changing it writes again. */
+  /** Data to write, as UTF-8 text (at most 1 MiB). Set this or `base64`. Changing it writes again. Kept in the Pulumi state only as a secret (encrypted); outputs hold its digest. */
   text?: pulumi.Input<string>;
-  /** Data to write, base64-encoded (at most 1 MiB). Set this or `text`. Changing it writes again. */
+  /** Data to write, base64-encoded (at most 1 MiB). Set this or `text`. Changing it writes again. Kept in the Pulumi state only as a secret (encrypted); outputs hold its digest. */
   base64?: pulumi.Input<string>;
 }
 
@@ -293,13 +293,9 @@ export interface DiskWriteOutputs {
   diskId: string;
   /** Byte offset written at. */
   offset: number;
-  /** The `text` input as stated. */
-  text?: string;
-  /** The `base64` input as stated. */
-  base64?: string;
   /** Number of bytes written. */
   bytes: number;
-  /** SHA-256 of the bytes written (hex). */
+  /** SHA-256 of the bytes written (hex): what tells a change of the data, which the state does not keep. */
   sha256: string;
 }
 

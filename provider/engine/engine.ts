@@ -15,6 +15,7 @@ import { newId, nowIso } from "./ids";
 import { Integrity } from "./kms/integrity";
 import { keyMeta, Kms } from "./kms/kms";
 import { zero } from "./kms/crypto";
+import { scrubStack } from "./kms/harden";
 import { immediateNoWait, openDb, readTx, tx, withBusyRetry, withBusyRetryAsync, type Db, type Statement } from "./store/db";
 import {
   CLOUD_DISK_TYPES,
@@ -286,9 +287,12 @@ class LocalEngine implements Engine {
 
   constructor(opts: EngineOptions) {
     needs(typeof opts?.dir === "string" && opts.dir.length > 0, ErrorCodes.InvalidParameter, "openEngine needs { dir }: the engine directory", { property: "dir" });
-    this.dir = path.resolve(opts.dir);
+    // Resolved once (D4): opened through a symlink or after a move, every path below is the
+    // directory's real one, and the state stores paths relative to it.
+    fs.mkdirSync(path.resolve(opts.dir), { recursive: true, mode: 0o700 });
+    this.dir = fs.realpathSync(path.resolve(opts.dir));
     this.db = openDb(this.dir);
-    this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile });
+    this.kms = new Kms(this.db, { kmsRootKey: opts.kmsRootKey, kmsRootKeyFile: opts.kmsRootKeyFile, engineDir: this.dir });
     this.integrity = new Integrity(this.db, this.kms);
     this.blocks = new BlockStore(this.db, this.dir, Math.floor(readCacheMib(opts) * 16), this.integrity); // 16 units of 64 KiB per MiB
     this.nbdAddress = opts.nbdAddress ?? process.env.ENCDISK_NBD_ADDRESS ?? "127.0.0.1:10809";
@@ -301,8 +305,47 @@ class LocalEngine implements Engine {
       if (made.changes) this.ledger("opening", opening);
       this.sql("INSERT OR IGNORE INTO meta (k, v) VALUES ('engine_id', ?)").run(crypto.randomUUID());
     });
+    this.wrapLegacyPskSecret();
     this.sweepOrphans();
     this.ensureReserve();
+  }
+
+  /**
+   * D6: a directory of an older release holds the NBD PSK secret in plaintext (meta
+   * nbd_psk_secret). Wrapped under the root key on the first open that has the key (else at
+   * the next use of the secret), with SQLite's secure_delete on so the old value is
+   * overwritten, and the WAL truncated so no old frame keeps it.
+   */
+  private wrapLegacyPskSecret(): void {
+    if (!this.sql("SELECT 1 FROM meta WHERE k = 'nbd_psk_secret'").get()) return;
+    this.db.pragma("secure_delete = ON");
+    try {
+      this.run(() => zero(this.kms.nbdPskSecret(this.engineId()).secret));
+    } catch (e) {
+      if (!(e instanceof EngineError && (e.code === ErrorCodes.KmsRootKeyMissing || e.code === ErrorCodes.KmsRootKeyMismatch))) throw e;
+      return; // no root key in this process: wrapped by the next one that has it
+    } finally {
+      this.db.pragma("secure_delete = OFF");
+    }
+    this.purgeWal();
+  }
+
+  /** Checkpoints and truncates the WAL (best effort: a reader of another process may hold it). */
+  private purgeWal(): void {
+    try {
+      this.db.pragma("wal_checkpoint(TRUNCATE)");
+    } catch {
+      /* busy: the frames are overwritten by later transactions */
+    }
+  }
+
+  private engineId(): string {
+    return (this.sql("SELECT v FROM meta WHERE k = 'engine_id'").get() as { v: string }).v;
+  }
+
+  /** An attachment's key file: psk_file is relative to the engine directory (D4). */
+  private pskPath(pskFile: string): string {
+    return path.resolve(this.dir, pskFile);
   }
 
   // ---- plumbing ---------------------------------------------------------------------------
@@ -439,10 +482,17 @@ class LocalEngine implements Engine {
     this.closed = true;
   }
 
-  releaseKeys(): void {
-    this.kms.release();
-    this.integrity.release();
-    this.blocks.dropCache();
+  releaseKeys(attachmentId?: string): void {
+    if (attachmentId === undefined) {
+      this.kms.release();
+      this.integrity.release();
+      this.blocks.dropCache();
+      return;
+    }
+    const r = this.view(() => this.attachmentRow(attachmentId));
+    if (!r) return; // detached: detach released them
+    this.kms.releaseLineage(r.lineage_id);
+    this.blocks.dropCache(r.lineage_id);
   }
 
   private removeDeadLineage(lineageId: string): void {
@@ -465,7 +515,16 @@ class LocalEngine implements Engine {
     }
     for (const r of this.sql("SELECT lineage_id FROM dead_lineages").all() as { lineage_id: string }[]) this.removeDeadLineage(r.lineage_id);
     for (const a of this.sql("SELECT attachment_id, psk_file FROM attachments").all() as { attachment_id: string; psk_file: string }[]) {
-      if (!fs.existsSync(a.psk_file)) this.writePskFile(a.attachment_id, a.psk_file, this.pskOf(a.attachment_id));
+      const file = this.pskPath(a.psk_file);
+      if (!this.insideDir(file)) continue; // written by nothing here; `check` reports it
+      if (!fs.existsSync(file)) {
+        try {
+          this.writePskFile(a.attachment_id, file, this.run(() => this.pskOf(a.attachment_id)));
+        } catch (e) {
+          if (!(e instanceof EngineError && (e.code === ErrorCodes.KmsRootKeyMissing || e.code === ErrorCodes.KmsRootKeyMismatch))) throw e;
+          // without the root key no PSK can be computed: `check` reports the missing file
+        }
+      }
     }
     for (const f of this.orphanFiles(Date.now())) fs.rmSync(f, { force: true });
   }
@@ -484,7 +543,7 @@ class LocalEngine implements Engine {
     const { lineages, dead, psk } = readTx(this.db, () => ({
       lineages: ids("SELECT lineage_id AS v FROM lineages"),
       dead: ids("SELECT lineage_id AS v FROM dead_lineages"),
-      psk: ids("SELECT psk_file AS v FROM attachments"),
+      psk: new Set([...ids("SELECT psk_file AS v FROM attachments")].map((f) => this.pskPath(f))),
     }));
     const out: string[] = [];
     for (const full of blockFiles) {
@@ -496,6 +555,12 @@ class LocalEngine implements Engine {
     // a ".tmp" is a key file being written right now by some process; older ones are leftovers
     for (const full of keyFiles) if (!psk.has(full) && !(full.endsWith(".tmp") && isYoung(full, now))) out.push(full);
     return out;
+  }
+
+  /** Whether `file` (absolute) lies inside the engine directory. */
+  private insideDir(file: string): boolean {
+    const rel = path.relative(this.dir, file);
+    return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel);
   }
 
   // ---- geography ----------------------------------------------------------------------------
@@ -1276,7 +1341,7 @@ class LocalEngine implements Engine {
       attachedAt: r.attached_at,
       endpoint: `nbds://${r.attachment_id}@${this.nbdAddress}/${r.attachment_id}`,
       pskIdentity: r.attachment_id,
-      pskFile: r.psk_file,
+      pskFile: this.pskPath(r.psk_file),
     };
   }
 
@@ -1308,7 +1373,7 @@ class LocalEngine implements Engine {
       const psk = this.newPsk(attachmentId);
       this.sql("INSERT INTO attachments (attachment_id, disk_id, instance_id, capacity_bytes, psk_file, psk_key, attached_at) VALUES (?, ?, ?, ?, ?, NULL, ?)")
         .run(attachmentId, d.disk_id, ins.instance_id, d.size_gb * GiB, psk.file, nowIso());
-      this.afterCommit.push(() => this.writePskFile(attachmentId, psk.file, psk.key));
+      this.afterCommit.push(() => this.writePskFile(attachmentId, this.pskPath(psk.file), psk.key));
       return this.toAttachment(this.mustAttachment(attachmentId));
     });
   }
@@ -1320,21 +1385,23 @@ class LocalEngine implements Engine {
    * file a killed process did not get to write.
    */
   private newPsk(attachmentId: string): { file: string; key: string } {
-    return { file: path.join(this.dir, "nbd", `${attachmentId}.psk`), key: this.pskOf(attachmentId) };
+    return { file: path.join("nbd", `${attachmentId}.psk`), key: this.pskOf(attachmentId) };
   }
 
   /**
-   * An attachment's PSK: HMAC-SHA256 of its id under a random per-engine secret. Nothing
+   * An attachment's PSK: HMAC-SHA256 of its id under a random per-engine secret, which the
+   * state holds only wrapped by the KMS root key (D6, `Kms.nbdPskSecret`). Nothing
    * per-attachment is stored, so no key outlives its attachment in the state; attachment ids
    * are never reused, so the key of a detached attachment opens nothing.
    */
   private pskOf(attachmentId: string): string {
-    this.sql("INSERT OR IGNORE INTO meta (k, v) VALUES ('nbd_psk_secret', ?)").run(crypto.randomBytes(32).toString("hex"));
-    const secret = Buffer.from((this.sql("SELECT v FROM meta WHERE k = 'nbd_psk_secret'").get() as { v: string }).v, "hex");
+    const { secret, migrated } = this.kms.nbdPskSecret(this.engineId());
+    if (migrated) this.afterCommit.push(() => this.purgeWal());
     try {
       return crypto.createHmac("sha256", secret).update(`encdisk/nbd-psk/v1|${attachmentId}`).digest("hex");
     } finally {
       zero(secret);
+      scrubStack();
     }
   }
 
@@ -1358,7 +1425,7 @@ class LocalEngine implements Engine {
       if (a.encrypted) this.kmsCall(a.region, "DetachDisk", a.disk_id, "Encrypt");
       this.sql("DELETE FROM attachments WHERE attachment_id = ?").run(a.attachment_id);
       this.afterCommit.push(() => {
-        fs.rmSync(a.psk_file, { force: true });
+        fs.rmSync(this.pskPath(a.psk_file), { force: true });
         this.kms.releaseLineage(a.lineage_id);
         this.blocks.dropCache(a.lineage_id);
       });
@@ -1772,7 +1839,11 @@ class LocalEngine implements Engine {
       for (const r of q<{ disk_id: string }>("SELECT d.disk_id FROM disks d JOIN lineages l ON l.lineage_id = d.lineage_id WHERE l.encrypted <> d.encrypted OR l.region <> d.region"))
         p.push(`disk ${r.disk_id} disagrees with its lineage on encryption or region`);
       for (const r of q<{ attachment_id: string }>("SELECT attachment_id FROM attachments a WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = a.instance_id)")) p.push(`attachment ${r.attachment_id} names a missing instance`);
-      for (const r of q<{ attachment_id: string; psk_file: string }>("SELECT attachment_id, psk_file FROM attachments")) if (!fs.existsSync(r.psk_file)) p.push(`attachment ${r.attachment_id} has no key file ${r.psk_file}`);
+      for (const r of q<{ attachment_id: string; psk_file: string }>("SELECT attachment_id, psk_file FROM attachments")) {
+        const file = this.pskPath(r.psk_file);
+        if (!this.insideDir(file)) p.push(`attachment ${r.attachment_id} names a key file outside the engine directory (${file}); key files live in ${path.join(this.dir, "nbd")}: detach and re-attach it`);
+        else if (!fs.existsSync(file)) p.push(`attachment ${r.attachment_id} has no key file ${file}`);
+      }
       for (const r of q<{ disk_id: string; state: string }>("SELECT disk_id, state FROM disks WHERE state <> 'UNATTACHED'")) p.push(`disk ${r.disk_id} is stuck in state ${r.state}`);
       for (const r of q<{ disk_id: string; source_disk_id: string; encrypted: number }>("SELECT disk_id, source_disk_id, encrypted FROM disks WHERE source_disk_id IS NOT NULL AND migrated_at IS NULL"))
         p.push(`disk ${r.disk_id} is DUMPING: its migration from ${r.source_disk_id} did not complete (interrupted, or still running in another process); resume it with: encdisk migrate ${r.source_disk_id} ${r.encrypted ? "--encrypt" : "--plain"} (or delete it)`);
@@ -1792,6 +1863,14 @@ class LocalEngine implements Engine {
 /** Searches one file for any secret, in overlapping chunks; returns the bytes scanned. */
 function scanFile(file: string, secrets: { label: string; bytes: Buffer }[], findings: string[]): number {
   if (secrets.length === 0) return fs.statSync(file).size;
+  // Every encoding a key is commonly written in (D11): raw, hex in either case, base64 and
+  // base64url (both also without padding, as a prefix of the padded form).
+  const probes = secrets.map((s) => {
+    const hex = s.bytes.toString("hex");
+    const b64 = s.bytes.toString("base64").replace(/=+$/, "");
+    const b64url = s.bytes.toString("base64url");
+    return { label: s.label, list: [s.bytes, ...[hex, hex.toUpperCase(), b64, ...(b64url === b64 ? [] : [b64url])].map((t) => Buffer.from(t))] };
+  });
   const fd = fs.openSync(file, "r");
   const CHUNK = 8 * 1024 * 1024;
   const overlap = 64;
@@ -1804,9 +1883,9 @@ function scanFile(file: string, secrets: { label: string; bytes: Buffer }[], fin
       const n = fs.readSync(fd, buf, carry, CHUNK, pos);
       if (n <= 0) break;
       const view = buf.subarray(0, carry + n);
-      for (const s of secrets) {
-        for (const probe of [s.bytes, Buffer.from(s.bytes.toString("hex")), Buffer.from(s.bytes.toString("base64"))]) {
-          if (view.indexOf(probe) >= 0) findings.push(`${file}: contains ${s.label}${probe === s.bytes ? "" : " (encoded)"}`);
+      for (const s of probes) {
+        for (const [i, probe] of s.list.entries()) {
+          if (view.indexOf(probe) >= 0) findings.push(`${file}: contains ${s.label}${i === 0 ? "" : ` (${["hex", "upper-case hex", "base64", "base64url"][i - 1]})`}`);
         }
       }
       total += n;
@@ -1816,6 +1895,7 @@ function scanFile(file: string, secrets: { label: string; bytes: Buffer }[], fin
     }
   } finally {
     fs.closeSync(fd);
+    for (const s of probes) zero(...s.list.slice(1)); // the encodings; the raw secrets are the caller's
   }
   return total;
 }

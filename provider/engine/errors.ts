@@ -51,6 +51,7 @@ export const ErrorCodes = {
   DataIntegrity: "DataCorruption.UnitAuthenticationFailed",
   KmsRootKeyMissing: "KmsRootKey.Missing",
   KmsRootKeyMismatch: "KmsRootKey.Mismatch",
+  KmsRootKeyInsideEngineDir: "KmsRootKey.InsideEngineDir",
   KeyMaterialCorrupt: "DataCorruption.WrappedKey",
   StateCorrupt: "DataCorruption.State",
   LineageTampered: "DataCorruption.LineageSeal", // D7: encryption flag, key id or region changed behind the engine

@@ -304,8 +304,12 @@ export interface Engine {
   writeZeroesAsync(attachmentId: string, offset: number, length: number): Promise<void>;
   trimAsync(attachmentId: string, offset: number, length: number): Promise<void>;
   flushAsync(attachmentId: string): Promise<void>;
-  /** Release (zero) every working key and cached plaintext this process holds. Called by servers when the last client leaves. */
-  releaseKeys(): void;
+  /**
+   * Release (zero) every working key and cached plaintext this process holds, or only those of
+   * one attachment's lineage (derived again on its next I/O). Called by servers when the last
+   * client leaves, and per export when its last client left (after a grace period).
+   */
+  releaseKeys(attachmentId?: string): void;
 
   // Owner tags
   /** Runs `make` (a create) and tags what it made with `owner`, in one transaction: both or neither. */

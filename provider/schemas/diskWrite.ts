@@ -10,8 +10,8 @@ export const DiskWriteInputs = z
       description: "The attachment to write through, as the instance would (the data lands on the attached disk, encrypted when the disk is).",
     }),
     offset: z.number().int().min(0).optional().meta({ description: "Byte offset on the disk (default 0). Changing it writes again.", default: 0 }),
-    text: z.string().optional().meta({ description: "Data to write, as UTF-8 text (at most 1 MiB). Set this or `base64`. Changing it writes again." }),
-    base64: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "base64").optional().meta({ description: "Data to write, base64-encoded (at most 1 MiB). Set this or `text`. Changing it writes again." }),
+    text: z.string().optional().meta({ description: "Data to write, as UTF-8 text (at most 1 MiB). Set this or `base64`. Changing it writes again. Kept in the Pulumi state only as a secret (encrypted); outputs hold its digest." }),
+    base64: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "base64").optional().meta({ description: "Data to write, base64-encoded (at most 1 MiB). Set this or `text`. Changing it writes again. Kept in the Pulumi state only as a secret (encrypted); outputs hold its digest." }),
   })
   .strict();
 
@@ -20,10 +20,10 @@ export const DiskWriteOutputs = z
     attachmentId: z.string().meta({ description: "The attachment written through." }),
     diskId: z.string().meta({ description: "The disk written to." }),
     offset: z.number().meta({ description: "Byte offset written at." }),
-    text: z.string().optional().meta({ description: "The `text` input as stated." }),
-    base64: z.string().optional().meta({ description: "The `base64` input as stated." }),
+    // No echo of `text`/`base64` (D13): the data stays on the encrypted disk; the state keeps a
+    // digest, and the inputs themselves are Pulumi secrets (encrypted in the state).
     bytes: z.number().meta({ description: "Number of bytes written." }),
-    sha256: z.string().meta({ description: "SHA-256 of the bytes written (hex)." }),
+    sha256: z.string().meta({ description: "SHA-256 of the bytes written (hex): what tells a change of the data, which the state does not keep." }),
   })
   .strict();
 

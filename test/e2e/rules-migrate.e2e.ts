@@ -75,6 +75,11 @@ scenario("examples/migrate through the Pulumi CLI (M1)", () => new E2EStack("exa
     sha256 = out.dataSha256 as string;
     expect(sha256).toBe(createHash("sha256").update(SEED).digest("hex"));
     Object.assign(ids, { plain: out.plainDiskId as string, secure: out.secureDiskId as string });
+    // D13: the stack's state holds the seeded data only as an encrypted secret.
+    const exported = (await s.pulumi(["stack", "export"])).stdout;
+    expect(exported).toContain("legacy-data");
+    expect(exported).toContain(sha256);
+    for (const needle of ["orders.db", Buffer.from(SEED).toString("base64")]) expect(exported).not.toContain(needle);
 
     const disks = await s.list<Disk>("disks");
     expect(disks.find((d) => d.diskId === ids.plain)).toMatchObject({ encrypted: false });

@@ -96,16 +96,20 @@ describe("D7: a lineage's encryption flag, key id and region are sealed", () => 
     expect(tamper((db) => db.prepare("SELECT COUNT(*) AS n FROM meta WHERE k = 'integrity_sealed'").get())).toEqual({ n: 1 });
     expect(plain.diskId).not.toBe(d.diskId);
 
-    // plain-only, no key file anywhere: opening, plain I/O and check work, nothing is created
+    // plain-only, no key file anywhere: opening, creating plain disks and check work and create
+    // no key file; the first attachment needs its PSK, whose secret is wrapped under the root key
+    // (D6), so it creates the root key, and the plain lineage is sealed from then on
     const t2 = tempEngine();
     try {
       const p = t2.engine.createDisk({ zone: ZONE, sizeGb: 10 });
       const ins = t2.engine.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" });
+      expect(t2.engine.check().problems).toEqual([]);
+      expect(fs.existsSync(t2.keyFile)).toBe(false);
       const pa = t2.engine.attachDisk({ diskId: p.diskId, instanceId: ins.instanceId });
+      expect(fs.existsSync(t2.keyFile)).toBe(true);
       t2.engine.write(pa.attachmentId, 0, pattern(65536));
       expect(t2.engine.read(pa.attachmentId, 0, 65536).equals(pattern(65536))).toBe(true);
       expect(t2.engine.check().problems).toEqual([]);
-      expect(fs.existsSync(t2.keyFile)).toBe(false);
     } finally {
       t2.cleanup();
     }

@@ -21,10 +21,22 @@ export function unwrap(key: Buffer, blob: Buffer, aad: string, what: string): Bu
   const d = crypto.createDecipheriv("aes-256-gcm", key, blob.subarray(0, NONCE_BYTES));
   d.setAAD(Buffer.from(aad, "utf8"));
   d.setAuthTag(blob.subarray(NONCE_BYTES, NONCE_BYTES + TAG_BYTES));
+  // Into one buffer the caller owns (and zeroes); the cipher's own output buffers are zeroed
+  // here, also when authentication fails (they then hold unauthenticated plaintext).
+  const ct = blob.subarray(NONCE_BYTES + TAG_BYTES);
+  const out = Buffer.alloc(ct.length);
+  const part = d.update(ct);
   try {
-    return Buffer.concat([d.update(blob.subarray(NONCE_BYTES + TAG_BYTES)), d.final()]);
+    part.copy(out);
+    const last = d.final();
+    last.copy(out, part.length);
+    zero(last);
+    return out;
   } catch (e) {
+    zero(out);
     throw new EngineError(ErrorCodes.KeyMaterialCorrupt, `${what} failed authentication: the KMS root key is not the one it was wrapped with, or the stored key was altered`, { cause: e });
+  } finally {
+    zero(part);
   }
 }
 

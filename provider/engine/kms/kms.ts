@@ -7,6 +7,7 @@
  * Wrapping: root --AES-256-GCM(aad "encdisk/cmk/v1|region|keyId")--> CMK
  *           CMK  --AES-256-GCM(aad "encdisk/dk/v1|region|keyId|cbs-disk-encryption")--> DK
  *           DK   --HKDF-SHA256(salt lineageId, info "encdisk/unit-key/v1")--> lineage working key
+ *           root --AES-256-GCM(aad "encdisk/nbd-psk-secret/v1|engineId")--> NBD PSK secret
  */
 import * as crypto from "crypto";
 import { EngineError, ErrorCodes } from "../errors";
@@ -14,6 +15,7 @@ import { nowIso } from "../ids";
 import type { Db } from "../store/db";
 import type { KmsKey } from "../types";
 import { hkdf, KEY_BYTES, keyCheckValue, unwrap, wrap, zero } from "./crypto";
+import { hardenProcess, scrubStack } from "./harden";
 import { loadRootKey, type RootKeySource } from "./rootkey";
 
 interface KeyRow {
@@ -27,6 +29,7 @@ interface KeyRow {
 
 const cmkAad = (region: string, keyId: string) => `encdisk/cmk/v1|${region}|${keyId}`;
 const dkAad = (region: string, keyId: string) => `encdisk/dk/v1|${region}|${keyId}|cbs-disk-encryption`;
+const pskSecretAad = (engineId: string) => `encdisk/nbd-psk-secret/v1|${engineId}`;
 
 export function keyMeta(r: Omit<KeyRow, "wrapped_material">): KmsKey {
   return {
@@ -55,7 +58,9 @@ export class Kms {
    * in memory only during a KMS operation.
    */
   private rootKey(mayCreate?: boolean): Buffer {
-    const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
+    // Before any key material is in memory: no core file, no ptrace by other processes (D5).
+    hardenProcess();
+    const hasKeys = this.holdsWrappedKeys();
     const { key, source } = loadRootKey(this.src, mayCreate ?? !hasKeys);
     const kcv = keyCheckValue(key);
     // Written once; read afterwards without a write statement, so unwrapping a key (a server's
@@ -97,6 +102,11 @@ export class Kms {
     }
   }
 
+  /** Whether anything in the state is wrapped by the root key (then a missing key file is never re-created). */
+  private holdsWrappedKeys(): boolean {
+    return !!this.db.prepare("SELECT 1 FROM kms_keys UNION ALL SELECT 1 FROM meta WHERE k = 'nbd_psk_secret_wrapped' LIMIT 1").get();
+  }
+
   /** The region's CMK metadata, or null before the first encrypted use there. */
   regionKey(region: string): KmsKey | null {
     const r = this.db.prepare("SELECT key_id, region, alias, description, created_at FROM kms_keys WHERE region = ?").get(region) as KeyRow | undefined;
@@ -122,6 +132,7 @@ export class Kms {
       this.db.prepare("INSERT INTO data_keys (region, key_id, wrapped_dk, created_at) VALUES (?, ?, ?, ?)").run(region, keyId, wrap(cmk, dk, dkAad(region, keyId)), now);
     } finally {
       zero(root, cmk, dk);
+      scrubStack();
     }
     return { key: this.regionKey(region) as KmsKey, created: true };
   }
@@ -139,6 +150,7 @@ export class Kms {
       return unwrap(cmk, row.wrapped_dk, dkAad(region, row.key_id), `the data key of ${region}`);
     } finally {
       zero(root, cmk);
+      scrubStack();
     }
   }
 
@@ -159,10 +171,45 @@ export class Kms {
         k = hkdf(dk, lineageId, "encdisk/unit-key/v1");
       } finally {
         zero(dk);
+        scrubStack();
       }
       this.lineageKeys.set(lineageId, k);
     }
     return k;
+  }
+
+  /**
+   * The per-engine NBD PSK secret (attachment PSKs are HMACs of their ids under it), stored
+   * only wrapped by the root key (meta nbd_psk_secret_wrapped, AAD bound to the engine id) so a
+   * copy of state.db alone computes no PSK (D6). Made on first use; a plaintext secret of an
+   * older release (meta nbd_psk_secret) is wrapped and removed, keeping every attachment's PSK.
+   * Inside the caller's transaction; the caller zeroes the result. `migrated` says a legacy
+   * plaintext secret was removed (the caller then purges its old copies from the WAL).
+   */
+  nbdPskSecret(engineId: string): { secret: Buffer; migrated: boolean } {
+    const get = (k: string) => (this.db.prepare("SELECT v FROM meta WHERE k = ?").get(k) as { v: string } | undefined)?.v;
+    const aad = pskSecretAad(engineId);
+    const root = this.rootKey();
+    try {
+      const wrapped = get("nbd_psk_secret_wrapped");
+      const legacy = get("nbd_psk_secret");
+      if (wrapped) {
+        if (legacy !== undefined) this.db.prepare("DELETE FROM meta WHERE k = 'nbd_psk_secret'").run();
+        return { secret: unwrap(root, Buffer.from(wrapped, "hex"), aad, "the NBD PSK secret"), migrated: legacy !== undefined };
+      }
+      const secret = legacy !== undefined ? Buffer.from(legacy, "hex") : crypto.randomBytes(KEY_BYTES);
+      try {
+        this.db.prepare("INSERT INTO meta (k, v) VALUES ('nbd_psk_secret_wrapped', ?)").run(wrap(root, secret, aad).toString("hex"));
+        this.db.prepare("DELETE FROM meta WHERE k = 'nbd_psk_secret'").run();
+      } catch (e) {
+        zero(secret);
+        throw e;
+      }
+      return { secret, migrated: legacy !== undefined };
+    } finally {
+      zero(root);
+      scrubStack();
+    }
   }
 
   /** Whether this process currently holds the working key of a lineage. */
@@ -190,11 +237,13 @@ export class Kms {
    */
   allSecrets(lineages: { lineage_id: string; region: string; encrypted: number }[]): { label: string; bytes: Buffer }[] {
     const out: { label: string; bytes: Buffer }[] = [];
-    const hasKeys = !!this.db.prepare("SELECT 1 FROM kms_keys LIMIT 1").get();
-    if (!hasKeys) return out;
+    if (!this.holdsWrappedKeys()) return out;
     const root = this.rootKey();
     out.push({ label: "KMS root key", bytes: root });
     out.push({ label: "state integrity key", bytes: this.integrityKey(true) as Buffer });
+    const engineId = (this.db.prepare("SELECT v FROM meta WHERE k = 'engine_id'").get() as { v: string } | undefined)?.v;
+    const psk = (this.db.prepare("SELECT v FROM meta WHERE k = 'nbd_psk_secret_wrapped'").get() as { v: string } | undefined)?.v;
+    if (psk && engineId) out.push({ label: "NBD PSK secret", bytes: unwrap(root, Buffer.from(psk, "hex"), pskSecretAad(engineId), "the NBD PSK secret") });
     for (const r of this.db.prepare("SELECT key_id, region, wrapped_material FROM kms_keys").all() as KeyRow[]) {
       out.push({ label: `CMK ${r.key_id} (${r.region})`, bytes: unwrap(root, r.wrapped_material, cmkAad(r.region, r.key_id), `the CMK of ${r.region}`) });
       out.push({ label: `DK of ${r.region}`, bytes: this.regionDk(r.region) });

@@ -44,6 +44,8 @@ export interface ExportBackend {
   flush(name: string): void | Promise<void>;
   /** Called when the last client connection closes: drop cached key material. */
   release?(): void;
+  /** Called when the last client of one export has been gone for the grace period: drop that export's keys. */
+  releaseExport?(name: string): void;
   /** Called once when the server shuts down. */
   close?(): void;
 }

@@ -50,6 +50,10 @@ export class EngineBackend implements ExportBackend {
     this.engine.releaseKeys();
   }
 
+  releaseExport(name: string): void {
+    this.engine.releaseKeys(name);
+  }
+
   close(): void {
     this.engine.releaseKeys();
     this.engine.close();

@@ -81,7 +81,16 @@ export interface NbdServerOptions {
    * this long is the first to go (default PRESSURE_GRACE_MS): the oldest such is closed.
    */
   pressureGraceMs?: number;
+  /**
+   * How long an export's keys stay after its last client left (a client that reconnects at
+   * once needs no new unwrap), in ms; then `backend.releaseExport` drops them. Default
+   * KEY_RELEASE_GRACE_MS.
+   */
+  keyReleaseGraceMs?: number;
 }
+
+/** Default grace before an export's keys are released once its last client left (D5). */
+export const KEY_RELEASE_GRACE_MS = 500;
 
 /**
  * TLS 1.3 with an external PSK through OpenSSL's PSK callback needs a SHA-256 suite; GnuTLS
@@ -835,6 +844,8 @@ export class NbdServer {
   private readonly server: net.Server;
   private exports = new Map<string, ExportInfo>();
   private readonly connections = new Set<Connection>();
+  /** Exports whose last client left: their key release, pending the grace period. */
+  private readonly releaseTimers = new Map<string, NodeJS.Timeout>();
   private poll: NodeJS.Timeout | null = null;
   private listError: string | null = null;
   private closing = false;
@@ -1022,6 +1033,21 @@ export class NbdServer {
     if (!this.connections.delete(c)) return;
     this.unauthenticated.delete(c);
     if (c.authenticated) this.authenticatedCount--;
+    const name = c.exportName;
+    if (name && this.backend.releaseExport && ![...this.connections].some((o) => o.exportName === name)) {
+      clearTimeout(this.releaseTimers.get(name));
+      const t = setTimeout(() => {
+        this.releaseTimers.delete(name);
+        if ([...this.connections].some((o) => o.exportName === name)) return; // a client came back
+        try {
+          this.backend.releaseExport?.(name);
+        } catch (e) {
+          this.log(`releasing the keys of ${name} failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }, this.opts.keyReleaseGraceMs ?? KEY_RELEASE_GRACE_MS);
+      t.unref();
+      this.releaseTimers.set(name, t);
+    }
     if (this.connections.size === 0 && this.backend.release) {
       try {
         this.backend.release();
@@ -1046,6 +1072,8 @@ export class NbdServer {
     this.closing = true;
     if (this.poll) clearInterval(this.poll);
     if (this.sweeper) clearInterval(this.sweeper);
+    for (const t of this.releaseTimers.values()) clearTimeout(t);
+    this.releaseTimers.clear();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const finished = [...this.connections].map((c) => c.finished);
     for (const c of [...this.connections]) c.close("server shutting down");

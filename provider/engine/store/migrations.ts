@@ -195,4 +195,14 @@ CREATE TABLE owners (
 CREATE INDEX owners_owner ON owners(owner);
 `,
   },
+  {
+    version: 5,
+    sql: `
+-- Key files are named relative to the engine directory (nbd/<attachment>.psk), so a directory
+-- opened through a symlink or moved keeps them (issue 12 D4). Every release wrote them there.
+UPDATE attachments SET psk_file = 'nbd/' || attachment_id || '.psk';
+-- (D6) meta nbd_psk_secret, the plaintext NBD PSK secret of older releases, is wrapped under
+-- the KMS root key into meta nbd_psk_secret_wrapped by the engine on first open (SQL cannot).
+`,
+  },
 ];

@@ -9,6 +9,14 @@ function payload(k: { text?: string; base64?: string }): Buffer {
   return k.text !== undefined ? Buffer.from(k.text, "utf8") : Buffer.from(k.base64 ?? "", "base64");
 }
 
+const digest = (data: Buffer) => crypto.createHash("sha256").update(data).digest("hex");
+
+/** Outputs without the data: a state written by an older release echoed `text`/`base64` (D13). */
+function withoutData(props: Props): Props {
+  const { text: _t, base64: _b, ...rest } = props;
+  return rest;
+}
+
 export const DiskWrite = {
   async check(_olds: Props, news: Props): Promise<pulumi.dynamic.CheckResult> {
     const { known: k, failures } = validate(DiskWriteInputs, news);
@@ -28,7 +36,9 @@ export const DiskWrite = {
 
   async diff(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.DiffResult> {
     // A new attachment of the same disk needs no second write; new data or a new offset does.
-    const changed = ["attachmentId", "text", "base64"].some((k) => isUnknown(news[k]) || news[k] !== olds[k]) || (news.offset ?? 0) !== olds.offset;
+    // The state keeps only the digest of the data written, so new data is compared by digest.
+    const data = ["text", "base64"].some((k) => isUnknown(news[k])) ? null : payload(news as { text?: string; base64?: string });
+    const changed = isUnknown(news.attachmentId) || news.attachmentId !== olds.attachmentId || data === null || digest(data) !== olds.sha256 || (news.offset ?? 0) !== olds.offset;
     return { changes: changed, replaces: [], deleteBeforeReplace: false };
   },
 
@@ -39,13 +49,13 @@ export const DiskWrite = {
 
   async read(_id: string, props: Props): Promise<pulumi.dynamic.ReadResult> {
     // The data stays on the disk whatever happens to the attachment: nothing to refresh.
-    return { id: _id, props };
+    return { id: _id, props: withoutData(props) };
   },
 
   async update(_id: string, olds: Props, news: Props): Promise<pulumi.dynamic.UpdateResult> {
     const k = DiskWriteInputs.parse(programInputs(news));
-    const same = k.text === olds.text && k.base64 === olds.base64 && (k.offset ?? 0) === olds.offset;
-    if (same) return { outs: { ...(olds as DiskWriteOutputs), attachmentId: k.attachmentId } };
+    const same = digest(payload(k)) === olds.sha256 && (k.offset ?? 0) === olds.offset;
+    if (same) return { outs: { ...(withoutData(olds) as DiskWriteOutputs), attachmentId: k.attachmentId } };
     return { outs: write(k) };
   },
 
@@ -65,9 +75,7 @@ function write(k: DiskWriteInputs): DiskWriteOutputs {
     attachmentId: a.attachmentId,
     diskId: a.diskId,
     offset,
-    text: k.text,
-    base64: k.base64,
     bytes: data.length,
-    sha256: crypto.createHash("sha256").update(data).digest("hex"),
+    sha256: digest(data),
   }) as DiskWriteOutputs;
 }
