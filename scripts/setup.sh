@@ -29,12 +29,12 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends "${missing[@]}"
+  apt-get install -y "${missing[@]}"
 else
   {
     echo "setup: the real-client tests need system packages that are not installed: ${missing[*]}"
     echo "setup: run this (as root), then npm run setup again:"
-    echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${PACKAGES[*]}"
+    echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y ${PACKAGES[*]}"
     echo "setup: without them those suites are skipped (and npm test under CI=true fails)."
   } >&2
 fi
