@@ -69,6 +69,19 @@ typedef struct {
   long failed;     /* -1, or the first unit that failed (decrypt) or could not be processed */
 } job_t;
 
+/* Both ciphers leave copies of key material in the stack of the thread that ran them: ring
+   zeroes the key it holds, but Rust moves the key schedule (whose first 32 bytes are the key
+   itself) between stack frames on the way; OpenSSL's key expansion spills round keys into
+   stack buffers it does not cleanse. Those copies stay below the caller until overwritten, on
+   the calling thread and on the helper thread alike. Zeroed after every call, in a frame at the
+   same depth (D5). */
+#define STACK_BURN_BYTES (16 * 1024)
+static void __attribute__((noinline)) burnStack(void) {
+  unsigned char pad[STACK_BURN_BYTES];
+  explicit_bzero(pad, sizeof(pad));
+  __asm__ __volatile__("" : : "r"(pad) : "memory");
+}
+
 #ifdef ENCDISK_RING
 /* ring's AES-256-GCM (native/ring, a Rust static library): BoringSSL's VAES/VPCLMULQDQ code,
    ~1.5-2x OpenSSL 3.0's on CPUs that have those instructions. It zeroes its key schedule
@@ -77,16 +90,6 @@ extern int64_t encdisk_ring_units(int32_t encrypt, const unsigned char *key, con
                                   size_t unit, const unsigned char *nonces, unsigned char *tags, const unsigned char *prefix,
                                   size_t prefixLen, const double *idxs, size_t from, size_t to);
 static const char *IMPL = "ring";
-
-/* ring zeroes the key it holds, but Rust moves the key schedule (whose first 32 bytes are the
-   key itself) between stack frames on the way: those copies stay in this thread's stack below
-   the caller until overwritten. Zeroed here, in a frame at the same depth (D5). */
-#define STACK_BURN_BYTES (16 * 1024)
-static void __attribute__((noinline)) burnStack(void) {
-  unsigned char pad[STACK_BURN_BYTES];
-  explicit_bzero(pad, sizeof(pad));
-  __asm__ __volatile__("" : : "r"(pad) : "memory");
-}
 
 static void run(job_t *j) {
   j->failed = (long)encdisk_ring_units(j->enc, j->key, j->src, j->dst, j->unit, j->nonces, j->tags, j->prefix, j->prefixLen,
@@ -106,6 +109,7 @@ static void run(job_t *j) {
   /* Frees and cleanses the key schedule: no key material stays in this process's memory
      after the call that needed it (the caller zeroes its own copies). */
   if (tctx) EVP_CIPHER_CTX_reset(tctx);
+  burnStack();
 }
 
 static void runUnits(job_t *j) {
