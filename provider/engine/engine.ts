@@ -781,10 +781,19 @@ class LocalEngine implements Engine {
    */
   private openOwner(ownerId: string, seen?: { lineage_id: string; region: string; encrypted: number; map_mac: Buffer | null }): void {
     if (seen && this.integrity.lineageVerified(seen.lineage_id, seen.encrypted, seen.region) && this.integrity.mapVerified(ownerId, seen.map_mac)) return;
-    this.run(() => {
-      if (!this.sealTried) {
-        this.sealTried = true;
+    // Verifying writes nothing when the directory, the lineage and the map are sealed (the usual
+    // case): then a read transaction does, which never waits for another process's write lock
+    // (D3: a server's first read of an export). Only sealing (after an upgrade) needs a write.
+    const sealed = this.view(() => {
+      const r = (ownerId.startsWith("snap-") ? this.sql("SELECT s.map_mac AS m, l.mac AS l FROM snapshots s JOIN lineages l ON l.lineage_id = s.lineage_id WHERE s.snapshot_id = ?") : this.sql("SELECT d.map_mac AS m, l.mac AS l FROM disks d JOIN lineages l ON l.lineage_id = d.lineage_id WHERE d.disk_id = ?")).get(ownerId) as
+        | { m: Buffer | null; l: Buffer | null }
+        | undefined;
+      return !!r?.m && !!r?.l && !!this.sql("SELECT 1 FROM meta WHERE k = 'integrity_sealed'").get();
+    });
+    (sealed ? this.view.bind(this) : this.run.bind(this))(() => {
+      if (!sealed && !this.sealTried) {
         this.integrity.sealAll(this.allLineages(), this.allOwners());
+        this.afterCommit.push(() => (this.sealTried = true));
       }
       const r = (ownerId.startsWith("snap-") ? this.sql("SELECT lineage_id, region, encrypted FROM snapshots WHERE snapshot_id = ?") : this.sql("SELECT lineage_id, region, encrypted FROM disks WHERE disk_id = ?")).get(ownerId) as
         | { lineage_id: string; region: string; encrypted: number }
@@ -1181,6 +1190,8 @@ class LocalEngine implements Engine {
       const s = this.mustSnapshot(snapshotId);
       const d = this.mustDisk(diskId);
       needs(s.disk_id === d.disk_id, ErrorCodes.SnapshotNotFromDisk, `snapshot ${snapshotId} was taken from ${s.disk_id}, not ${diskId}; a snapshot rolls back only onto its own disk. To get its data on another disk, create a disk from the snapshot`, { property: "snapshotId" });
+      // A cross-region copy keeps its source's disk id but has its own lineage (and region): it is not a snapshot of this disk's blocks.
+      needs(s.lineage_id === d.lineage_id, ErrorCodes.SnapshotNotFromDisk, `snapshot ${snapshotId} is a copy in ${s.region} of a snapshot of ${diskId} (in ${d.region}); a disk rolls back only to its own snapshots. To get its data, create a disk from the copy in ${s.region}`, { property: "snapshotId" });
       needs(!d.attachment_id, ErrorCodes.Attached, `disk ${diskId} is attached to ${d.instance_id}; detach it before rolling back to ${snapshotId}`, { property: "diskId" });
       if (d.encrypted) this.kmsCall(d.region, "ApplySnapshot", diskId, "Decrypt");
       this.blocks.dropMap(diskId);
@@ -1189,13 +1200,17 @@ class LocalEngine implements Engine {
     });
   }
 
-  copySnapshot(input: { snapshotId: string; destinationRegion: string; name?: string }): Snapshot {
+  copySnapshot(input: { snapshotId: string; destinationRegion: string; name?: string; owner?: string }): Snapshot {
     checkInput(input, "copySnapshot");
     const name = checkName(input.name);
+    if (input.owner !== undefined) checkOwner(input.owner);
     assertRegion(input.destinationRegion, "destinationRegion");
     const s = this.view(() => this.mustSnapshot(input.snapshotId));
     checkCopy(s, input.destinationRegion);
-    return this.copySnapshotsStaged([s], input.destinationRegion, [name || s.name], ([id]) => this.toSnapshot(this.snapshotRow(id) as SnapshotRow));
+    return this.copySnapshotsStaged([s], input.destinationRegion, [name || s.name], ([id]) => {
+      if (input.owner !== undefined) this.recordOwner(id, input.owner); // tagged with the copy, atomically
+      return this.toSnapshot(this.snapshotRow(id) as SnapshotRow);
+    });
   }
 
   /**
@@ -1211,6 +1226,8 @@ class LocalEngine implements Engine {
    * `sweepOrphans` drops it once older than ORPHAN_GRACE_MS.
    */
   private copySnapshotsStaged<T>(sources: SnapshotRow[], destinationRegion: string, names: string[], commit: (snapshotIds: string[]) => T): T {
+    /* Precondition: not inside another transaction, which would hold the write lock for the whole copy (D3). */
+    needs(this.depth === 0, ErrorCodes.InvalidParameter, "a snapshot copy runs its own short transactions and cannot join another one; pass its owner in the input instead of wrapping it in owned()");
     const staged = sources.map(() => ({ snapshotId: newId("snap"), lineageId: newId("lin") }));
     for (const s of sources) this.openOwner(s.snapshot_id); // D7/D10: the source's seal and map hold
     const beat = (st: { snapshotId: string; lineageId: string }) =>
@@ -1239,6 +1256,8 @@ class LocalEngine implements Engine {
         const zone = `${destinationRegion}-${listRegions().find((r) => r.region === destinationRegion)?.zones[0].split("-").pop()}`;
         sources.forEach((s, i) => {
           stillThere(s);
+          // Not swept meanwhile (a copier stalled past the grace period loses its staging): nothing is published.
+          needs(this.sql("SELECT 1 FROM meta WHERE k = ?").get(`copying:${staged[i].lineageId}`) && this.sql("SELECT 1 FROM lineages WHERE lineage_id = ?").get(staged[i].lineageId), ErrorCodes.ResourceBusy, `the copy of ${s.snapshot_id} stalled past ${ORPHAN_GRACE_MS} ms and its staging was swept; nothing was copied, retry the copy`);
           this.sql(
             `INSERT INTO snapshots (snapshot_id, name, disk_id, zone, region, encrypted, kms_key_id, size_gb, state, lineage_id, copied_from, client_token, created_at)
              VALUES (?, ?, ?, ?, ?, 0, NULL, ?, 'NORMAL', ?, ?, NULL, ?)`,
@@ -1557,7 +1576,7 @@ class LocalEngine implements Engine {
    * request never acknowledged (a TRIM leaves the contents unspecified anyway; a WRITE_ZEROES is
    * a write, and an unacknowledged write may be applied in part per block). See docs/nbd.md.
    */
-  private zeroSteps(attachmentId: string, offset: number, length: number): { start: number; step: (from: number, first: boolean) => () => number | null } {
+  private zeroSteps(attachmentId: string, offset: number, length: number): { start: number; lineageId: string; step: (from: number, first: boolean) => () => number | null } {
     const { a, owner } = this.ioTarget(attachmentId, offset, length, null);
     const plan = this.blocks.prepareZero(owner, offset, length);
     const step = (from: number, first: boolean) =>
@@ -1565,19 +1584,29 @@ class LocalEngine implements Engine {
         if (first) this.blocks.commitWrite(owner, plan.ends);
         return this.blocks.zeroUnits(owner, from, plan.last, ZERO_BATCH_UNITS);
       });
-    return { start: plan.first, step };
+    return { start: plan.first, lineageId: a.lineage_id, step };
   }
 
   writeZeroes(attachmentId: string, offset: number, length: number): void {
-    const { start, step } = this.zeroSteps(attachmentId, offset, length);
-    // `from` advances only once a step committed: a retried step redoes exactly its own work.
-    for (let from: number | null = start, first = true; from !== null; first = false) from = this.run(step(from, first));
+    const { start, lineageId, step } = this.zeroSteps(attachmentId, offset, length);
+    try {
+      // `from` advances only once a step committed: a retried step redoes exactly its own work.
+      for (let from: number | null = start, first = true; from !== null; first = false) from = this.run(step(from, first));
+    } catch (e) {
+      this.giveBackSpace(e, lineageId); // D9: the partial head and tail units of the first step
+      throw e;
+    }
   }
 
   /** `writeZeroes` through `runAsync` (D3): the event loop runs between steps and while the lock is taken. */
   async writeZeroesAsync(attachmentId: string, offset: number, length: number): Promise<void> {
-    const { start, step } = this.zeroSteps(attachmentId, offset, length);
-    for (let from: number | null = start, first = true; from !== null; first = false) from = await this.runAsync(step(from, first));
+    const { start, lineageId, step } = this.zeroSteps(attachmentId, offset, length);
+    try {
+      for (let from: number | null = start, first = true; from !== null; first = false) from = await this.runAsync(step(from, first));
+    } catch (e) {
+      this.giveBackSpace(e, lineageId);
+      throw e;
+    }
   }
 
   trim(attachmentId: string, offset: number, length: number): void {
@@ -1593,9 +1622,18 @@ class LocalEngine implements Engine {
     this.sql("INSERT INTO meta (k, v) VALUES ('last_flush', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(nowIso());
   }
 
+  /** fdatasync of the disk's block file; a full file system (ENOSPC, EDQUOT on thin or network storage) is DiskFull (D9). */
+  private syncDisk(lineageId: string): void {
+    try {
+      this.blocks.syncDirty(lineageId); // this disk's writes, not every disk's of the process
+    } catch (e) {
+      throw this.diskFull(e);
+    }
+  }
+
   flush(attachmentId: string): void {
     const a = this.view(() => this.mustAttachment(attachmentId));
-    this.blocks.syncDirty(a.lineage_id); // this disk's writes, not every disk's of the process
+    this.syncDisk(a.lineage_id);
     this.db.pragma("synchronous = FULL");
     try {
       this.run(() => this.flushMark());
@@ -1607,7 +1645,7 @@ class LocalEngine implements Engine {
   /** `flush` through `runAsync` (D3). */
   async flushAsync(attachmentId: string): Promise<void> {
     const a = this.view(() => this.mustAttachment(attachmentId));
-    this.blocks.syncDirty(a.lineage_id);
+    this.syncDisk(a.lineage_id);
     await this.runAsync(() => this.flushMark(), true);
   }
 
@@ -1677,9 +1715,10 @@ class LocalEngine implements Engine {
     });
   }
 
-  copyImage(input: { imageId: string; destinationRegion: string; name?: string }): Image {
+  copyImage(input: { imageId: string; destinationRegion: string; name?: string; owner?: string }): Image {
     checkInput(input, "copyImage");
     const name = checkName(input.name);
+    if (input.owner !== undefined) checkOwner(input.owner);
     assertRegion(input.destinationRegion, "destinationRegion");
     const { img, sources } = this.view(() => {
       const img = this.mustImage(input.imageId);
@@ -1694,6 +1733,7 @@ class LocalEngine implements Engine {
       const imageId = newId("img");
       this.sql("INSERT INTO images (image_id, name, region, snapshot_ids, encrypted, shared_with, copied_from, client_token, created_at) VALUES (?, ?, ?, ?, 0, '[]', ?, NULL, ?)")
         .run(imageId, name || img.name, input.destinationRegion, JSON.stringify(copies), img.image_id, nowIso());
+      if (input.owner !== undefined) for (const id of [imageId, ...copies]) this.recordOwner(id, input.owner); // tagged with the copy, atomically
       return this.toImage(this.mustImage(imageId));
     });
   }
@@ -1728,6 +1768,7 @@ class LocalEngine implements Engine {
   }
 
   listOwned(ownerPrefix = ""): OwnedResource[] {
+    needs(typeof ownerPrefix === "string" && ownerPrefix.length <= 1024, ErrorCodes.InvalidParameterValue, `an owner prefix is a string of at most 1024 characters, got ${show(ownerPrefix)}`, { property: "ownerPrefix" });
     return this.view(() => {
       const rows = this.sql("SELECT resource_id, owner, created_at FROM owners WHERE substr(owner, 1, ?) = ? ORDER BY created_at, resource_id").all(ownerPrefix.length, ownerPrefix) as Array<{ resource_id: string; owner: string; created_at: string }>;
       const exists: Record<OwnedResource["kind"], (id: string) => boolean> = {

@@ -270,7 +270,8 @@ export interface Engine {
   /** Roll back (ApplySnapshot): only onto the snapshot's own disk, only while unattached. */
   applySnapshot(snapshotId: string, diskId: string): Disk;
   /** Copy to another region (S4: refused for encrypted snapshots). */
-  copySnapshot(input: { snapshotId: string; destinationRegion: string; name?: string }): Snapshot;
+  /** `owner`: tag the copy with it in the transaction that publishes it (as `owned` does for one-transaction creates). */
+  copySnapshot(input: { snapshotId: string; destinationRegion: string; name?: string; owner?: string }): Snapshot;
 
   // Instances
   createInstance(input: { zone: string; instanceType: string; localStorage?: boolean; name?: string; clientToken?: string }): Instance;
@@ -325,7 +326,8 @@ export interface Engine {
   findImage(imageId: string): Image | null;
   listImages(): Image[];
   shareImage(imageId: string, accountIds: string[]): Image;
-  copyImage(input: { imageId: string; destinationRegion: string; name?: string }): Image;
+  /** `owner`: tag the image and its snapshot copies with it in the transaction that publishes them. */
+  copyImage(input: { imageId: string; destinationRegion: string; name?: string; owner?: string }): Image;
   deleteImage(imageId: string): void;
 
   /** Scan the engine directory for plaintext key material (DK, CMK, root key); returns findings. */

@@ -46,6 +46,19 @@ describe("D3: snapshot and image copies do not hold the write lock for their who
       }, ...rest);
   }
 
+  test("D3: a copy with an owner (the provider's SnapshotCopy and Image) keeps its batches out of any transaction and is tagged when it appears; wrapping a copy in owned() is refused", () => {
+    const owner = "urn:pulumi:dev::p::pulumi-nodejs:dynamic/encdisk:SnapshotCopy::copy";
+    const seen: boolean[] = [];
+    onEachBatch(() => seen.push(internals().db.inTransaction));
+    const copy = t.engine.copySnapshot({ snapshotId, destinationRegion: region, owner });
+    expect(seen.length).toBeGreaterThanOrEqual(10);
+    expect(seen.every((open) => !open)).toBe(true);
+    expect(t.engine.listOwned(owner).map((r) => r.resourceId)).toEqual([copy.snapshotId]);
+    const before = t.engine.listSnapshots().length;
+    expect(() => t.engine.owned(owner, () => t.engine.copySnapshot({ snapshotId, destinationRegion: region }), (s) => s.snapshotId)).toThrow(/cannot join another one/);
+    expect(t.engine.listSnapshots().length).toBe(before);
+  });
+
   test("D3: between the batches of copySnapshot no transaction is open (the write lock is free), and the copy appears only at the end, whole", () => {
     const seen: { open: boolean; visible: number }[] = [];
     const before = t.engine.listSnapshots().length;

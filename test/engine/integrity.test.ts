@@ -169,3 +169,40 @@ describe("D10: each block map carries a MAC kept current in the write's transact
     expect(e2.read(b.attachmentId, 0, 3 << 20).equals(want)).toBe(true);
   });
 });
+
+describe("verifying seals needs no write lock, and a copy is not a snapshot of the disk", () => {
+  afterEach(() => t?.cleanup());
+
+  test("D3: D10: the first read of a sealed disk by a new process verifies its seal and map in a read transaction, while another connection holds the write lock", () => {
+    t = tempEngine();
+    t.engine.authorizeKms();
+    const d = t.engine.createDisk({ zone: ZONE, sizeGb: 1 });
+    const a = t.engine.attachDisk({ diskId: d.diskId, instanceId: t.engine.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" }).instanceId });
+    t.engine.write(a.attachmentId, 0, pattern(1 << 20));
+    const e = t.reopen(); // nothing verified yet in this engine
+    const holder = new Database(path.join(t.dir, "state.db"));
+    holder.exec("BEGIN IMMEDIATE");
+    try {
+      // Had the verification needed the write lock, this (synchronous) call would wait out the busy timeout and fail.
+      const started = Date.now();
+      expect(e.read(a.attachmentId, 0, 1 << 20).equals(pattern(1 << 20))).toBe(true);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      holder.exec("ROLLBACK");
+      holder.close();
+    }
+  });
+
+  test("D10: rolling a disk back to a cross-region copy of its own snapshot is refused (the copy has its own lineage), nothing changes", () => {
+    t = tempEngine();
+    const d = t.engine.createDisk({ zone: ZONE, sizeGb: 1, encrypt: false });
+    const a = t.engine.attachDisk({ diskId: d.diskId, instanceId: t.engine.createInstance({ zone: ZONE, instanceType: "S5.MEDIUM4" }).instanceId });
+    t.engine.write(a.attachmentId, 0, pattern(65536));
+    t.engine.detachDisk(a.attachmentId);
+    const s = t.engine.createSnapshot({ diskId: d.diskId });
+    const copy = t.engine.copySnapshot({ snapshotId: s.snapshotId, destinationRegion: "ap-shanghai" });
+    expect(errorOf(() => t.engine.applySnapshot(copy.snapshotId, d.diskId))).toMatchObject({ code: ErrorCodes.SnapshotNotFromDisk, property: "snapshotId" });
+    t.engine.applySnapshot(s.snapshotId, d.diskId);
+    expect(t.engine.check().problems).toEqual([]);
+  });
+});

@@ -9,7 +9,7 @@ import type { Engine, Image as EngineImage } from "../../engine/types";
 import { ImageInputs, ImageOutputs } from "../../schemas/image";
 import { engine, existingEngine } from "../context";
 import { plannedSnapshotRegion } from "../plan";
-import { compact, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
+import { compact, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, ownerOf, Props, refusal, same, validate } from "./common";
 
 const S3_REASON = "S3: an image that contains encrypted snapshots cannot be shared. Remove sharedWith, or build the image from snapshots of non-encrypted disks.";
 const S4_REASON = "S4: images created from encrypted snapshots cannot be copied across regions. Create the image in the destination region from snapshots there instead.";
@@ -106,7 +106,9 @@ export const Image = {
       const src = e.getImage(k.sourceImageId);
       if (src.encrypted) throw refusal(ErrorCodes.EncryptedCrossRegionCopy, "S4", S4_REASON.slice(4));
       if (sharing) throw refusal(ErrorCodes.EncryptedImageShare, "S3", S3_REASON.slice(4));
-      img = ownedCreate(e, news, () => e.copyImage({ imageId: k.sourceImageId as string, destinationRegion: k.destinationRegion as string, name: k.name }), (x) => x.imageId);
+      // A copy runs several short transactions (D3): the engine tags it with its owner when it publishes it.
+      const owner = ownerOf(news);
+      img = e.copyImage({ imageId: k.sourceImageId as string, destinationRegion: k.destinationRegion as string, name: k.name, ...(owner !== undefined ? { owner } : {}) });
     } else {
       const ids = k.snapshotIds ?? [];
       // Refuse before creating anything: a half-made, unshareable image helps nobody.

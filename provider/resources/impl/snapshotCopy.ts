@@ -6,7 +6,7 @@ import { SnapshotCopyInputs, SnapshotCopyOutputs } from "../../schemas/snapshotC
 import { assertRegion } from "../../engine";
 import { engine, existingEngine } from "../context";
 import { plannedSnapshotRegion } from "../plan";
-import { failureFrom, isNotFound, isUnknown, lookup, passInputs, programInputs, ownedCreate, Props, refusal, same, validate } from "./common";
+import { failureFrom, isNotFound, isUnknown, lookup, passInputs, programInputs, ownerOf, Props, refusal, same, validate } from "./common";
 
 const S4_REASON = "S4: encrypted snapshots cannot be copied across regions. Copy only snapshots of non-encrypted disks; an encrypted disk's data stays in its region.";
 
@@ -63,7 +63,9 @@ export const SnapshotCopy = {
     const k = SnapshotCopyInputs.parse(programInputs(news));
     const e = engine();
     if (e.getSnapshot(k.sourceSnapshotId).encrypted) throw refusal(ErrorCodes.EncryptedCrossRegionCopy, "S4", S4_REASON.slice(4));
-    const s = ownedCreate(e, news, () => e.copySnapshot({ snapshotId: k.sourceSnapshotId, destinationRegion: k.destinationRegion, ...(k.name !== undefined ? { name: k.name } : {}) }), (x) => x.snapshotId);
+    // A copy runs several short transactions (D3): the engine tags it with its owner when it publishes it.
+    const owner = ownerOf(news);
+    const s = e.copySnapshot({ snapshotId: k.sourceSnapshotId, destinationRegion: k.destinationRegion, ...(k.name !== undefined ? { name: k.name } : {}), ...(owner !== undefined ? { owner } : {}) });
     return { id: s.snapshotId, outs: outs(s, k) };
   },
 
