@@ -1020,11 +1020,12 @@ class LocalEngine implements Engine {
   }
 
   migrateDisk(
-    input: { sourceDiskId: string; encrypt: boolean; zone?: string; diskType?: DiskType; sizeGb?: number; name?: string; tags?: Record<string, string>; clientToken?: string },
+    input: { sourceDiskId: string; encrypt: boolean; zone?: string; diskType?: DiskType; sizeGb?: number; name?: string; tags?: Record<string, string>; clientToken?: string; owner?: string },
     onProgress?: (p: MigrateProgress) => void,
   ): Disk {
     checkInput(input, "migrateDisk");
     const token = checkToken(input.clientToken);
+    if (input.owner !== undefined) checkOwner(input.owner);
     needs(typeof input.encrypt === "boolean", ErrorCodes.InvalidParameterValue, "encrypt must be true or false: the encryption of the new disk", { property: "encrypt" });
     const src = this.view(() => this.mustDisk(input.sourceDiskId, "sourceDiskId"));
     if (input.zone !== undefined) {
@@ -1052,6 +1053,8 @@ class LocalEngine implements Engine {
           tags: input.tags,
         });
         this.sql("UPDATE disks SET source_disk_id = ? WHERE disk_id = ?").run(src.disk_id, d.diskId);
+        // Tagged with the DUMPING disk itself: a migration killed mid-copy still lists as its owner's.
+        if (input.owner !== undefined) this.recordOwner(d.diskId, input.owner);
         made = true;
         return { id: d.diskId, value: this.diskRow(d.diskId) as DiskRow };
       }),

@@ -255,7 +255,8 @@ export interface Engine {
   /** M1: copy all data of `sourceDiskId` onto `targetDiskId` (unattached, size >= source), holes kept. */
   copyDiskData(sourceDiskId: string, targetDiskId: string, onProgress?: (p: MigrateProgress) => void): MigrateProgress;
   /** M1: create a disk of the other encryption kind holding the source's data. */
-  migrateDisk(input: { sourceDiskId: string; encrypt: boolean; zone?: string; diskType?: DiskType; sizeGb?: number; name?: string; tags?: Record<string, string>; clientToken?: string }, onProgress?: (p: MigrateProgress) => void): Disk;
+  /** `owner`: tag the new disk with it in the transaction that creates it (before the copy). */
+  migrateDisk(input: { sourceDiskId: string; encrypt: boolean; zone?: string; diskType?: DiskType; sizeGb?: number; name?: string; tags?: Record<string, string>; clientToken?: string; owner?: string }, onProgress?: (p: MigrateProgress) => void): Disk;
   /** M1: finishes an interrupted migration onto a DUMPING disk (copies the source again, then marks it done). */
   resumeMigration(targetDiskId: string, onProgress?: (p: MigrateProgress) => void): Disk;
 

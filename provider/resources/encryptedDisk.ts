@@ -23,7 +23,8 @@ export interface EncryptedDisk extends OutputsOf<EncryptedDiskOutputs> {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class EncryptedDisk extends pulumi.dynamic.Resource {
   constructor(name: string, args: EncryptedDiskArgs, opts?: pulumi.CustomResourceOptions) {
-    super(EncryptedDiskProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "EncryptedDisk", name, opts, named: true }), opts, "encdisk", "EncryptedDisk");
+    // An adopted disk keeps the name it has unless one is stated: no default name for it.
+    super(EncryptedDiskProvider, name, propsWithOutputs(args, OUTPUT_KEYS, { type: "EncryptedDisk", name, opts, named: args?.adoptDiskId === undefined }), opts, "encdisk", "EncryptedDisk");
     // Pulumi keeps a resource's id known while previewing an update, but not the other outputs
     // of a dynamic resource: served from `id`, `diskId` stays known, and resources wired to it
     // are not shown as replaced when this one is only updated.

@@ -27,6 +27,10 @@ export function propsWithOutputs(args: object, outputKeys: readonly string[], ow
   if (owner?.named && props.name === undefined) props[DEFAULT_NAME_KEY] = owner.name.slice(0, MAX_NAME);
   // The URN Pulumi gives the resource (parents included), known at preview: createUrn builds it
   // the way the engine does. A read-only `get` owns nothing.
-  if (owner && owner.opts?.id === undefined) props.__owner = pulumi.createUrn(owner.name, `pulumi-nodejs:dynamic/encdisk:${owner.type}`, owner.opts?.parent);
+  // The parent's URN is taken without the parent as a dependency: a dependency on a component
+  // waits for all its children, so two children would each wait for the other's URN.
+  const parent = owner?.opts?.parent;
+  const parentUrn = parent ? pulumi.output(new Promise<string>((resolve) => void parent.urn.apply((u) => (resolve(u), u)))) : undefined;
+  if (owner && owner.opts?.id === undefined) props.__owner = pulumi.createUrn(owner.name, `pulumi-nodejs:dynamic/encdisk:${owner.type}`, parentUrn);
   return props;
 }

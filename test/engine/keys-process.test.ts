@@ -11,7 +11,8 @@ import { spawn, spawnSync, type ChildProcess } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { freePort, haveTools, nbdsUri, RawClient, run, tmpDir, waitForPort } from "../nbd/helpers";
+import { freePort, nbdsUri, RawClient, run, tmpDir, waitForPort } from "../nbd/helpers";
+import { requireTools } from "../support/requireTools";
 import * as P from "../../provider/engine/nbd/protocol";
 
 const ZONE = "ap-guangzhou-3";
@@ -138,7 +139,7 @@ readline.createInterface({ input: process.stdin }).on("line", (l) => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-(canScan && haveTools(["nbdcopy"]).ok ? describe : describe.skip)("D5: keys in a serving process", () => {
+(canScan ? requireTools(["nbdcopy"], "D5 memory scan of encdisk serve").describe : describe.skip)("D5: keys in a serving process", () => {
   let work: string;
   let proc: ChildProcess | undefined;
   beforeEach(() => (work = tmpDir("encdisk-d5-")));

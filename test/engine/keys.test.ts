@@ -10,7 +10,8 @@ import * as path from "path";
 import { ErrorCodes, openEngine } from "../../provider/engine";
 import { serveCommand } from "../../provider/engine/cli/serve";
 import { forgetEnvRootKey } from "../../provider/engine/kms/rootkey";
-import { freePort, haveTools, nbdsUri, run, waitForPort } from "../nbd/helpers";
+import { freePort, nbdsUri, run, waitForPort } from "../nbd/helpers";
+import { requireTools } from "../support/requireTools";
 import { errorOf, filesUnder, tempEngine, ZONE, type TestEngine } from "./helpers";
 
 delete process.env.ENCDISK_KMS_ROOT_KEY;
@@ -200,7 +201,7 @@ describe("D4: key files follow the engine directory", () => {
     expect(fs.existsSync(path.dirname(outside))).toBe(false);
   });
 
-  (haveTools(["nbdinfo"]).ok ? test : test.skip)("D4: a client connects with the key file of a directory served through a symlink", async () => {
+  requireTools(["nbdinfo"], "D4 real-client test").test("D4: a client connects with the key file of a directory served through a symlink", async () => {
     const a = attachEncrypted();
     const link = path.join(t.root, "served-link");
     fs.symlinkSync(t.dir, link);

@@ -13,15 +13,12 @@ import { EngineBackend } from "../../provider/engine/nbd/engine-backend";
 import { NbdServer } from "../../provider/engine/nbd/server";
 import { clientAccess } from "../../provider/engine/nbd/uri";
 import { freePort, haveTools, qemuArgs, qemuPskDir, run, tmpDir } from "./helpers";
+import { recordSkip, requireTools, SETUP_COMMAND } from "../support/requireTools";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const ZONE = "ap-guangzhou-3";
-const tools = haveTools(["nbdcopy", "qemu-io", "mkfs.ext4", "e2fsck"]);
-if (!tools.ok) {
-  // eslint-disable-next-line no-console
-  console.warn(`SKIPPED D1 real-client tests: missing ${tools.missing.join(", ")} (apt-get install -y libnbd-bin qemu-utils e2fsprogs)`);
-}
+const tools = requireTools(["nbdcopy", "qemu-io", "mkfs.ext4", "e2fsck"], "D1 real-client zeroing tests");
 
 /** Why nbdfuse + a loop device cannot run here, or null when they can (FUSE device, loop devices, root). */
 function loopUnavailable(): string | null {
@@ -33,7 +30,7 @@ function loopUnavailable(): string | null {
   return null;
 }
 
-(tools.ok ? describe : describe.skip)("D1: TRIM / WRITE_ZEROES larger than the payload maximum, with real clients", () => {
+tools.describe("D1: TRIM / WRITE_ZEROES larger than the payload maximum, with real clients", () => {
   let work: string;
   let mgmt: Engine;
   let server: NbdServer;
@@ -118,8 +115,8 @@ function loopUnavailable(): string | null {
 
   const noLoop = loopUnavailable();
   if (noLoop) {
-    // eslint-disable-next-line no-console
-    console.warn(`SKIPPED D1 nbdfuse + loop device + mkfs.ext4 test: ${noLoop}. The mkfs test above (nbdcopy of an image) covers the discard path without FUSE or loop devices.`);
+    // Recorded like a missing tool: the skip reporter lists it, and under CI=true it fails the run.
+    recordSkip({ testFile: __filename, suite: "D1 nbdfuse + loop device + mkfs.ext4 test", missing: [noLoop], setup: `${SETUP_COMMAND}; FUSE and loop devices (/dev/fuse, /dev/loop-control) as root. The mkfs test above (nbdcopy of an image) covers the discard path without them` });
   }
   (noLoop ? test.skip : test)("D1: mkfs.ext4 on a loop device over nbdfuse (discards the whole device), then fsck -n is clean", async () => {
     const mnt = path.join(work, "fuse");

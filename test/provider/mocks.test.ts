@@ -102,3 +102,28 @@ describe("a stack program under mocks", () => {
     expect(reads.map((r) => r.id)).toContain("disk-abcd1234");
   });
 });
+
+describe("resources inside a component", () => {
+  const urnOf = (r: pulumi.Resource) => new Promise<string>((resolve) => r.urn.apply((u) => resolve(u)));
+
+  test("two resources under one ComponentResource resolve (the owner URN does not make siblings wait for each other) and each owns its own URN", async () => {
+    const comp = new pulumi.ComponentResource("encdisk:test:Group", "group", {});
+    const a = new encdisk.Instance("web-a", { zone: "ap-guangzhou-3", instanceType: "S5.MEDIUM4" }, { parent: comp });
+    const b = new encdisk.Instance("web-b", { zone: "ap-guangzhou-3", instanceType: "S5.MEDIUM4" }, { parent: comp });
+    const timeout = new Promise<string[]>((_, reject) => setTimeout(() => reject(new Error("the children's URNs never resolved")), 10_000));
+    const urns = await Promise.race([Promise.all([urnOf(a), urnOf(b)]), timeout]);
+    expect(urns[0]).toMatch(/encdisk:test:Group\$pulumi-nodejs:dynamic\/encdisk:Instance::web-a$/);
+    await new Promise((r) => setTimeout(r, 50));
+    const owner = registered.find((r) => r.name === "web-b")?.inputs.__owner;
+    expect(owner).toBe(urns[1]);
+  });
+
+  test("an adopted disk gets no default name (the disk keeps the name it has)", async () => {
+    const d = new encdisk.EncryptedDisk("legacy", { adoptDiskId: "disk-abcd1234" });
+    await new Promise<string>((resolve) => d.urn.apply((u) => resolve(u)));
+    await new Promise((r) => setTimeout(r, 50));
+    const inputs = registered.find((r) => r.name === "legacy")?.inputs ?? {};
+    expect(inputs.__defaultName).toBeUndefined();
+    expect(inputs.adoptDiskId).toBe("disk-abcd1234");
+  });
+});

@@ -20,6 +20,10 @@ export const GLOBAL_OPTIONS: OptionSpec = {
 };
 
 /** `encdisk serve`'s own options (the serve module is loaded only for that command). */
+/** `encdisk serve`'s usage line (help, refusals), beside its options. */
+export const SERVE_USAGE =
+  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet] [--json] [--handshake-timeout-ms N] [--request-timeout-ms N] [--idle-timeout-ms N] [--max-buffered-mib N]";
+
 export const SERVE_OPTIONS: OptionSpec = {
   listen: { type: "string" },
   "poll-ms": { type: "string" },

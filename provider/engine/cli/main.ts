@@ -11,7 +11,7 @@ import { resolveEngineDir } from "../engine";
 import type { Engine, MigrateProgress } from "../types";
 import { UNIT } from "../blockstore/blockstore";
 import { cipherBackend } from "../blockstore/gcm";
-import { Flags, OptionSpec, SERVE_OPTIONS, parseAmountMicros, parseByteCount, parseCommandLine, parseDecimal, positionals, usageError } from "./args";
+import { Flags, OptionSpec, SERVE_OPTIONS, SERVE_USAGE, parseAmountMicros, parseByteCount, parseCommandLine, parseDecimal, positionals, usageError } from "./args";
 import { findTool, openCliEngine, packageVersion, printError } from "./common";
 import { Progress } from "./progress";
 
@@ -496,7 +496,7 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-const SERVE = { summary: "serve every attachment over NBD with TLS-PSK (W2)", usage: "encdisk serve [--listen HOST:PORT] [--poll-ms N] [--quiet] [--json]" };
+const SERVE = { summary: "serve every attachment over NBD with TLS-PSK (W2)", usage: SERVE_USAGE.slice("usage: ".length) };
 
 const GLOBAL = "global options (anywhere on the line): --dir DIR (engine directory; default $ENCDISK_DIR or ~/.encdisk), --kms-root-key-file FILE, --json, --help, --version";
 

@@ -28,11 +28,11 @@ import { resolveEngineDir } from "../engine";
 import type { Engine } from "../types";
 import { EngineBackend } from "../nbd/engine-backend";
 import { NbdServer } from "../nbd/server";
-import { parseCommandLine, parseDecimal, positionals, SERVE_OPTIONS } from "./args";
+import { parseCommandLine, parseDecimal, positionals, SERVE_OPTIONS, SERVE_USAGE } from "./args";
+
+export { SERVE_USAGE };
 import { openCliEngine, printError } from "./common";
 
-export const SERVE_USAGE =
-  "usage: encdisk serve [--dir DIR] [--listen HOST:PORT] [--poll-ms N] [--kms-root-key-file FILE] [--quiet] [--json] [--handshake-timeout-ms N] [--request-timeout-ms N] [--idle-timeout-ms N] [--max-buffered-mib N]";
 
 export interface ServeFlags {
   dir: string;

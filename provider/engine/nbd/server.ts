@@ -978,8 +978,10 @@ export class NbdServer {
     }
     const mine = byPeer.get(peer) ?? [];
     let evict: Connection | undefined;
+    // Counted from the live ones (closed connections leave the set only when their close completes).
+    const live = [...byPeer.values()].reduce((n, l) => n + l.length, 0);
     if (mine.length >= this.maxUnauthenticatedPerPeer) evict = mine[0];
-    else if (this.unauthenticated.size >= this.maxUnauthenticated) evict = [...byPeer.values()].reduce((a, b) => (b.length > a.length ? b : a))[0];
+    else if (live >= this.maxUnauthenticated) evict = [...byPeer.values()].reduce((a, b) => (b.length > a.length ? b : a))[0];
     if (evict) {
       this.unauthenticated.delete(evict);
       evict.close(`evicted: ${mine.length >= this.maxUnauthenticatedPerPeer ? `${this.maxUnauthenticatedPerPeer} unauthenticated connections from ${peer}` : `${this.maxUnauthenticated} unauthenticated connections`} (the oldest goes)`);

@@ -256,8 +256,8 @@ export const EncryptedDisk = {
       if (k.sizeGb !== undefined && k.sizeGb > d.sizeGb) d = e.resizeDisk(d.diskId, k.sizeGb);
       if ((k.name !== undefined && k.name !== d.name) || (k.tags !== undefined && !same(k.tags, d.tags))) d = e.renameDisk(d.diskId, k.name ?? d.name, k.tags ?? d.tags);
     } else if (k.sourceDiskId !== undefined) {
-      // A migration commits in several transactions (the copy is chunked): the owner is tagged
-      // right after it, not atomically with the new disk's row.
+      // A migration commits in several transactions (the copy is chunked): the engine tags the
+      // new disk with its owner in the first, so a migration killed mid-copy is still found.
       d = e.migrateDisk({
         sourceDiskId: k.sourceDiskId,
         encrypt: k.encrypt ?? true,
@@ -266,9 +266,8 @@ export const EncryptedDisk = {
         ...(k.sizeGb !== undefined ? { sizeGb: k.sizeGb } : {}),
         ...(k.name !== undefined ? { name: k.name } : {}),
         ...(k.tags !== undefined ? { tags: k.tags } : {}),
+        ...(ownerOf(news) !== undefined ? { owner: ownerOf(news) } : {}),
       });
-      const owner = ownerOf(news);
-      if (owner !== undefined) e.setOwner(d.diskId, owner);
     } else {
       const snap = k.snapshotId !== undefined ? e.getSnapshot(k.snapshotId) : undefined;
       d = ownedCreate(e, news, () => e.createDisk({
