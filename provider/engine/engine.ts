@@ -508,6 +508,14 @@ class LocalEngine implements Engine {
    * inside that very transaction).
    */
   private sweepOrphans(): void {
+    // Zeroings cut between two steps by a crash (D1): rolled forward before anything reads them.
+    for (const r of this.sql("SELECT k FROM meta WHERE k LIKE 'zeroing:%'").all() as { k: string }[]) {
+      try {
+        this.run(() => this.finishZeroing(r.k.slice("zeroing:".length)));
+      } catch {
+        /* no key to keep the map's MAC (or busy): the next open, or the next zeroing of the disk; check reports it */
+      }
+    }
     // Snapshot copies whose process stopped beating (killed mid-copy, see copySnapshotsStaged).
     for (const r of this.sql("SELECT k, v FROM meta WHERE k LIKE 'copying:%'").all() as { k: string; v: string }[]) {
       const { owner, beat } = JSON.parse(r.v) as { owner: string; beat: number };
@@ -1573,21 +1581,48 @@ class LocalEngine implements Engine {
    * to the range (only map rows that exist are visited), and it is applied in transactions of
    * at most ZERO_BATCH_UNITS units each (bounded transaction and memory): the first one also
    * zeroes the partial head and tail units. Each step is atomic, and the call returns (the NBD
-   * reply goes out) only after the last one committed. What a crash can leave: a range of up to
-   * ZERO_BATCH_UNITS written units is all-or-nothing; a larger one may be cut between two steps,
-   * every unit then reading either its old data or zeros, never a torn unit — what NBD allows for a
-   * request never acknowledged (a TRIM leaves the contents unspecified anyway; a WRITE_ZEROES is
-   * a write, and an unacknowledged write may be applied in part per block). See docs/nbd.md.
+   * reply goes out) only after the last one committed. A range that needs more than one step is
+   * journaled: each step records, in its own transaction, where the zeroing continues (`meta`
+   * `zeroing:<disk>`), and the last one clears it. A crash between two steps leaves the journal,
+   * and the next engine open (or the next zeroing of that disk) rolls it forward to the end, so
+   * no half-applied range stays visible after a crash. See docs/nbd.md.
    */
   private zeroSteps(attachmentId: string, offset: number, length: number): { start: number; lineageId: string; step: (from: number, first: boolean) => () => number | null } {
     const { a, owner } = this.ioTarget(attachmentId, offset, length, null);
     const plan = this.blocks.prepareZero(owner, offset, length);
     const step = (from: number, first: boolean) =>
       this.ioTx(attachmentId, a.disk_id, () => {
-        if (first) this.blocks.commitWrite(owner, plan.ends);
-        return this.blocks.zeroUnits(owner, from, plan.last, ZERO_BATCH_UNITS);
+        if (first) {
+          this.finishZeroing(a.disk_id); // an earlier zeroing of this disk cut by a crash, first
+          this.blocks.commitWrite(owner, plan.ends);
+        }
+        const next = this.blocks.zeroUnits(owner, from, plan.last, ZERO_BATCH_UNITS);
+        this.journalZeroing(a.disk_id, next === null ? null : { from: next, last: plan.last });
+        return next;
       });
     return { start: plan.first, lineageId: a.lineage_id, step };
+  }
+
+  /** Records where a multi-step zeroing of `diskId` continues, or clears it (inside the step's transaction). */
+  private journalZeroing(diskId: string, at: { from: number; last: number } | null): void {
+    if (at) this.sql("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(`zeroing:${diskId}`, JSON.stringify(at));
+    else this.sql("DELETE FROM meta WHERE k = ?").run(`zeroing:${diskId}`);
+  }
+
+  /**
+   * Rolls a journaled zeroing of `diskId` forward to its end (inside the caller's transaction):
+   * what a crash between two steps left. Unmapping needs no key, only the map (and its MAC).
+   */
+  private finishZeroing(diskId: string): void {
+    const m = this.sql("SELECT v FROM meta WHERE k = ?").get(`zeroing:${diskId}`) as { v: string } | undefined;
+    if (!m) return;
+    const d = this.diskRow(diskId);
+    if (d) {
+      const at = JSON.parse(m.v) as { from: number; last: number };
+      const owner: Owner = { ownerId: diskId, lineageId: d.lineage_id, key: null };
+      for (let from: number | null = at.from; from !== null; ) from = this.blocks.zeroUnits(owner, from, at.last, ZERO_BATCH_UNITS);
+    }
+    this.journalZeroing(diskId, null);
   }
 
   writeZeroes(attachmentId: string, offset: number, length: number): void {
@@ -1889,6 +1924,7 @@ class LocalEngine implements Engine {
         else if (!fs.existsSync(file)) p.push(`attachment ${r.attachment_id} has no key file ${file}`);
       }
       for (const r of q<{ disk_id: string; state: string }>("SELECT disk_id, state FROM disks WHERE state <> 'UNATTACHED'")) p.push(`disk ${r.disk_id} is stuck in state ${r.state}`);
+      for (const r of q<{ k: string }>("SELECT k FROM meta WHERE k LIKE 'zeroing:%'")) p.push(`disk ${r.k.slice("zeroing:".length)} has a zeroing cut by a crash that could not be finished (the root key is needed to keep its block map's MAC); reopen with the root key, or zero the range again`);
       for (const r of q<{ disk_id: string; source_disk_id: string; encrypted: number }>("SELECT disk_id, source_disk_id, encrypted FROM disks WHERE source_disk_id IS NOT NULL AND migrated_at IS NULL"))
         p.push(`disk ${r.disk_id} is DUMPING: its migration from ${r.source_disk_id} did not complete (interrupted, or still running in another process); resume it with: encdisk migrate ${r.source_disk_id} ${r.encrypted ? "--encrypt" : "--plain"} (or delete it)`);
       const billing = this.sql("SELECT (SELECT COALESCE(SUM(price_micros), 0) FROM audit WHERE billable = 1) AS audited, (SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger WHERE kind = 'charge') AS charged, (SELECT COUNT(*) FROM audit a WHERE billable = 1 AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.audit_seq = a.seq)) AS unbilled")

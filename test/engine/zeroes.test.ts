@@ -70,7 +70,7 @@ describe("D1: writeZeroes and trim of any length", () => {
     expect(Number(process.hrtime.bigint() - t1) / 1e6).toBeLessThan(2_000);
   });
 
-  test("D1: a zeroing larger than one step is applied step by step; cut between two steps, every unit reads its old data or zeros, never torn", () => {
+  test("D1: a zeroing larger than one step is applied step by step; cut between two steps, every unit reads its old data or zeros, never torn, and the next open rolls the journaled rest forward", () => {
     const a = attach(1, false);
     const disk = t.engine.getAttachment(a).diskId;
     const n = ZERO_BATCH_UNITS + 500;
@@ -94,8 +94,36 @@ describe("D1: writeZeroes and trim of any length", () => {
       const got = back.subarray(u * UNIT, (u + 1) * UNIT);
       expect(u < ZERO_BATCH_UNITS ? got.equals(Buffer.alloc(UNIT)) : got.equals(data.subarray(u * UNIT, (u + 1) * UNIT))).toBe(true);
     }
+    // The step that committed journaled where the zeroing continues; the process "dies" here and
+    // the next open rolls it forward: no half-applied range stays visible after the crash.
+    t.reopen();
+    expect(units(disk)).toBe(0);
+    for (let k = 0; k * 32 * MiB < data.length; k++) expect(t.engine.read(a, k * 32 * MiB, Math.min(32 * MiB, data.length - k * 32 * MiB)).equals(Buffer.alloc(Math.min(32 * MiB, data.length - k * 32 * MiB)))).toBe(true);
+    expect(t.engine.check().problems).toEqual([]);
     // Retried (as a client retries an unacknowledged request), it completes.
     t.engine.writeZeroes(a, 0, data.length);
     expect(units(disk)).toBe(0);
+  });
+
+  test("D1: a zeroing cut by a crash is finished by the next zeroing of that disk in a process that did not reopen, before its own range", () => {
+    const a = attach(1, false);
+    const disk = t.engine.getAttachment(a).diskId;
+    const n = ZERO_BATCH_UNITS + 100;
+    const data = crypto.randomBytes((n + 16) * UNIT);
+    for (let at = 0; at < data.length; at += 32 * MiB) t.engine.write(a, at, data.subarray(at, Math.min(data.length, at + 32 * MiB)));
+    const blocks = (t.engine as unknown as { blocks: { zeroUnits: (...a: unknown[]) => number | null } }).blocks;
+    const real = blocks.zeroUnits.bind(blocks);
+    let calls = 0;
+    blocks.zeroUnits = (...args: unknown[]) => {
+      if (++calls === 2) throw new Error("killed between two steps");
+      return real(...args);
+    };
+    expect(() => t.engine.writeZeroes(a, 0, n * UNIT)).toThrow(/killed between two steps/);
+    blocks.zeroUnits = real;
+    expect(units(disk)).toBe(n + 16 - ZERO_BATCH_UNITS);
+    // A small zeroing elsewhere on the disk first finishes the journaled one.
+    t.engine.writeZeroes(a, n * UNIT, UNIT);
+    expect(units(disk)).toBe(15);
+    expect(t.engine.read(a, (n + 1) * UNIT, 15 * UNIT).equals(data.subarray((n + 1) * UNIT, (n + 16) * UNIT))).toBe(true);
   });
 });
