@@ -1541,12 +1541,17 @@ class LocalEngine implements Engine {
     }
   }
 
-  write(attachmentId: string, offset: number, data: Buffer): void {
+  /** A write's checks and its sealing, outside any transaction (the same for `write` and `writeAsync`). */
+  private prepareIo(attachmentId: string, offset: number, data: Buffer): { a: AttachmentRow; owner: Owner; prepared: ReturnType<BlockStore["prepareWrite"]> } {
     const raw: unknown = data;
     needs(raw instanceof Uint8Array, ErrorCodes.InvalidParameterValue, "data must be a Buffer", { property: "data" });
     const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
-    const prepared = this.blocks.prepareWrite(owner, offset, buf);
+    return { a, owner, prepared: this.blocks.prepareWrite(owner, offset, buf) };
+  }
+
+  write(attachmentId: string, offset: number, data: Buffer): void {
+    const { a, owner, prepared } = this.prepareIo(attachmentId, offset, data);
     try {
       this.commitIo(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared), a.lineage_id);
     } finally {
@@ -1560,11 +1565,7 @@ class LocalEngine implements Engine {
    * never blocks the caller's event loop.
    */
   async writeAsync(attachmentId: string, offset: number, data: Buffer): Promise<void> {
-    const raw: unknown = data;
-    needs(raw instanceof Uint8Array, ErrorCodes.InvalidParameterValue, "data must be a Buffer", { property: "data" });
-    const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const { a, owner } = this.ioTarget(attachmentId, offset, buf.length);
-    const prepared = this.blocks.prepareWrite(owner, offset, buf);
+    const { a, owner, prepared } = this.prepareIo(attachmentId, offset, data);
     try {
       await this.runAsync(this.ioTx(attachmentId, a.disk_id, () => this.blocks.commitWrite(owner, prepared)));
     } catch (e) {
