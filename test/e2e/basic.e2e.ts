@@ -9,7 +9,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { AuditEntry, E2EStack, opsByName, stepLines } from "./harness";
+import { AuditEntry, E2EStack, opsByName, stepLines, stepsOfFile } from "./harness";
 
 interface Disk {
   diskId: string;
@@ -28,7 +28,7 @@ interface Attachment {
 }
 
 let s: E2EStack;
-let failed = false;
+const { step, failed } = stepsOfFile();
 /** The KMS calls the operations so far should have made, in order (B2). */
 const expectedAudit: Array<[operation: string, resourceId: string, kmsApi: string]> = [];
 const ids: Record<string, string> = {};
@@ -41,20 +41,8 @@ beforeAll(async () => {
 afterAll(() => {
   if (!s) return;
   process.stderr.write(`[e2e] examples/basic commands:\n${s.timings()}\n`);
-  s.cleanup(failed);
+  s.cleanup(failed());
 });
-
-/** Wrap a step so that a failure keeps the temp dir. */
-function step(name: string, fn: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await fn();
-    } catch (e) {
-      failed = true;
-      throw e;
-    }
-  });
-}
 
 step("P3: preview lists the seven creates and touches nothing", async () => {
   const p = await s.previewJson();

@@ -242,3 +242,25 @@ export interface AuditEntry {
   priceMicros: number;
   region: string;
 }
+
+/**
+ * Steps of one e2e file, run in order on a shared world: `step` is a jest test whose failure marks
+ * the file failed, so `failed()` tells the afterAll to keep the world for a post-mortem.
+ */
+export function stepsOfFile(): { step: (name: string, fn: () => Promise<void>, timeoutMs?: number) => void; failed: () => boolean } {
+  let failed = false;
+  const step = (name: string, fn: () => Promise<void>, timeoutMs?: number): void =>
+    test(
+      name,
+      async () => {
+        try {
+          await fn();
+        } catch (e) {
+          failed = true;
+          throw e;
+        }
+      },
+      timeoutMs,
+    );
+  return { step, failed: () => failed };
+}

@@ -15,13 +15,15 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { E2EStack, ROOT, opsByName, run } from "./harness";
+import { E2EStack, ROOT, opsByName, run, stepsOfFile } from "./harness";
 
 const LOWEST_PULUMI = "3.139.0";
 let tmp: string;
 let project: string;
 let tarball: { file: string; size: number; unpackedSize: number; entryCount: number };
-let failed = false;
+const { step: timedStep, failed } = stepsOfFile();
+/** Steps of this file (each up to 600_000 ms by default). */
+const step = (name: string, fn: () => Promise<void>, timeoutMs = 600_000): void => timedStep(name, fn, timeoutMs);
 const stacks: E2EStack[] = [];
 
 function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -49,26 +51,11 @@ beforeAll(() => {
 afterAll(() => {
   for (const s of stacks) {
     process.stderr.write(`[e2e] ${s.stack} commands:\n${s.timings()}\n`);
-    s.cleanup(failed);
+    s.cleanup(failed());
   }
-  if (tmp && !failed) fs.rmSync(tmp, { recursive: true, force: true });
+  if (tmp && !failed()) fs.rmSync(tmp, { recursive: true, force: true });
   else if (tmp) process.stderr.write(`[e2e] kept ${tmp} for a post-mortem\n`);
 });
-
-function step(name: string, fn: () => Promise<void>, timeout = 600_000): void {
-  test(
-    name,
-    async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    },
-    timeout,
-  );
-}
 
 /** A stack of the installed project: the harness's world, with node_modules the project's own. */
 function stackOf(name: string): E2EStack {

@@ -9,7 +9,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import Database from "better-sqlite3";
-import { AuditEntry, E2EStack, PULUMI_BIN, opsByName } from "./harness";
+import { AuditEntry, E2EStack, PULUMI_BIN, opsByName, stepsOfFile } from "./harness";
 
 interface Disk {
   diskId: string;
@@ -25,7 +25,7 @@ interface Attachment {
 }
 
 const s = new E2EStack("test/e2e/programs/provider", "p13", "env");
-let failed = false;
+const { step, failed } = stepsOfFile();
 const ids: Record<string, string> = {};
 
 beforeAll(async () => {
@@ -33,23 +33,8 @@ beforeAll(async () => {
 });
 afterAll(() => {
   process.stderr.write(`[e2e] provider commands:\n${s.timings()}\n`);
-  s.cleanup(failed);
+  s.cleanup(failed());
 });
-
-function step(name: string, fn: () => Promise<void>, timeoutMs?: number): void {
-  test(
-    name,
-    async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    },
-    timeoutMs,
-  );
-}
 
 const urnOf = (name: string, type = "EncryptedDisk") => `urn:pulumi:p13::encdisk-e2e-provider::pulumi-nodejs:dynamic/encdisk:${type}::${name}`;
 
